@@ -1,0 +1,1 @@
+//! phasecheck harness library.

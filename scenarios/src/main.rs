@@ -1,0 +1,2 @@
+//! phasecheck CLI.
+fn main() {}
