@@ -1,1 +1,8 @@
-//! phasecheck harness library.
+//! phasecheck's library: runtimes that run phased pods, embedded backup services, subject
+//! profiles, faults, observations and reports.
+//!
+//! The conformance catalog itself lives in the `scenarios` crate; this crate gives it the means.
+
+pub mod app;
+pub mod report;
+pub mod subject;
