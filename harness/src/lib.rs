@@ -4,5 +4,7 @@
 //! The conformance catalog itself lives in the `scenarios` crate; this crate gives it the means.
 
 pub mod app;
+pub mod dataset;
+pub mod faults;
 pub mod report;
 pub mod subject;

@@ -1,0 +1,218 @@
+//! The failures phasecheck injects, as one enum.
+//!
+//! A scenario says *what* goes wrong ([`Fault`]); the scenario context realises it on the runtime
+//! and the backup services it has. Volume corruption is realised here, on the directory holding
+//! the dataset (`current/manifest.json` + `current/files/**`, see docs/CONTRACTS.md).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Errors realising a fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The dataset to corrupt has no file of the kind the mode needs.
+    #[error("cannot {mode} in {dir}: {problem}")]
+    NothingToCorrupt {
+        /// The corruption.
+        mode: CorruptionMode,
+        /// The dataset directory.
+        dir: PathBuf,
+        /// Why not.
+        problem: String,
+    },
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a scenario breaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Remove everything on the data volume (workload stopped).
+    EmptyVolume,
+    /// Damage the dataset on the volume (workload stopped).
+    CorruptVolume {
+        /// How.
+        mode: CorruptionMode,
+    },
+    /// Alter a file of the newest backup in the store so that it fails verification.
+    CorruptLatestBackup,
+    /// Remove the newest backup from the store.
+    DeleteLatestBackup,
+    /// Make the backup store unreachable.
+    StoreDown,
+    /// Make the backup store reachable again.
+    StoreUp,
+    /// SIGKILL a container's current process.
+    KillContainer {
+        /// Container name.
+        name: String,
+    },
+    /// Delete the pod (its owner creates a new one).
+    DeletePod,
+    /// Kill the restore init container once it has begun restoring.
+    KillInitMidRestore,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::EmptyVolume => f.write_str("empty the data volume"),
+            Fault::CorruptVolume { mode } => write!(f, "corrupt the volume ({mode})"),
+            Fault::CorruptLatestBackup => f.write_str("corrupt the newest backup"),
+            Fault::DeleteLatestBackup => f.write_str("delete the newest backup"),
+            Fault::StoreDown => f.write_str("take the backup store down"),
+            Fault::StoreUp => f.write_str("bring the backup store back"),
+            Fault::KillContainer { name } => write!(f, "kill container `{name}`"),
+            Fault::DeletePod => f.write_str("delete the pod"),
+            Fault::KillInitMidRestore => f.write_str("kill the restore mid-way"),
+        }
+    }
+}
+
+/// Ways to damage a dataset on the volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CorruptionMode {
+    /// Cut a file to half its length.
+    TruncateFile,
+    /// Flip the bits of one byte in a file.
+    FlipBytes,
+    /// Delete a file listed in the manifest.
+    DeleteFile,
+    /// Delete the manifest.
+    MissingManifest,
+}
+
+impl CorruptionMode {
+    /// Every mode, in the order the catalog lists them.
+    pub const ALL: [CorruptionMode; 4] = [
+        CorruptionMode::TruncateFile,
+        CorruptionMode::FlipBytes,
+        CorruptionMode::DeleteFile,
+        CorruptionMode::MissingManifest,
+    ];
+}
+
+impl fmt::Display for CorruptionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CorruptionMode::TruncateFile => "truncate a file",
+            CorruptionMode::FlipBytes => "flip bytes in a file",
+            CorruptionMode::DeleteFile => "delete a file",
+            CorruptionMode::MissingManifest => "delete the manifest",
+        })
+    }
+}
+
+/// Damages the dataset in `dataset_dir` (the volume's `current` directory).
+pub fn corrupt_dataset(dataset_dir: &Path, mode: CorruptionMode) -> Result<()> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
+    if mode == CorruptionMode::MissingManifest {
+        let manifest = dataset_dir.join("manifest.json");
+        return std::fs::remove_file(&manifest).map_err(io(&manifest));
+    }
+    let victim = first_non_empty_file(&dataset_dir.join("files"))
+        .map_err(io(dataset_dir))?
+        .ok_or_else(|| Error::NothingToCorrupt {
+            mode,
+            dir: dataset_dir.to_owned(),
+            problem: "no non-empty file under files/".into(),
+        })?;
+    match mode {
+        CorruptionMode::TruncateFile => {
+            let len = std::fs::metadata(&victim).map_err(io(&victim))?.len();
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&victim)
+                .map_err(io(&victim))?;
+            file.set_len(len / 2).map_err(io(&victim))
+        }
+        CorruptionMode::FlipBytes => {
+            let mut bytes = std::fs::read(&victim).map_err(io(&victim))?;
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            std::fs::write(&victim, bytes).map_err(io(&victim))
+        }
+        CorruptionMode::DeleteFile => std::fs::remove_file(&victim).map_err(io(&victim)),
+        CorruptionMode::MissingManifest => unreachable!("handled above"),
+    }
+}
+
+/// Removes everything inside `dir`, keeping `dir` itself (a wiped volume is still mounted).
+pub fn empty_directory(dir: &Path) -> Result<()> {
+    let io = |path: &Path, source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let path = entry.map_err(|e| io(dir, e))?.path();
+        if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path).map_err(|e| io(&path, e))?;
+        } else {
+            std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn first_non_empty_file(dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            if let Some(found) = first_non_empty_file(&path)? {
+                return Ok(Some(found));
+            }
+        } else if entry.metadata()?.len() > 1 {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Dataset;
+
+    fn dataset_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        Dataset::generated("d", 3, 64)
+            .write_files(&dir.path().join("files"))
+            .unwrap();
+        std::fs::write(dir.path().join("manifest.json"), b"{}").unwrap();
+        dir
+    }
+
+    #[test]
+    fn every_corruption_mode_changes_the_dataset() {
+        for mode in CorruptionMode::ALL {
+            let dir = dataset_dir();
+            let before = crate::dataset::Snapshot::of(dir.path()).unwrap();
+            corrupt_dataset(dir.path(), mode).unwrap();
+            let after = crate::dataset::Snapshot::of(dir.path()).unwrap();
+            assert!(before.first_difference(&after).is_some(), "{mode}");
+        }
+    }
+
+    #[test]
+    fn emptying_a_directory_keeps_the_directory() {
+        let dir = dataset_dir();
+        empty_directory(dir.path()).unwrap();
+        assert!(dir.path().is_dir());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
