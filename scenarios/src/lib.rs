@@ -1,1 +1,8 @@
-//! The conformance catalog.
+//! The phasecheck conformance catalog: the requirements, the scenarios that check them, and the
+//! runner behind the `phasecheck` CLI and the cargo tests.
+
+pub mod catalog;
+pub mod checks;
+pub mod context;
+pub mod outcome;
+pub mod runner;

@@ -1,2 +1,102 @@
-//! phasecheck CLI.
-fn main() {}
+//! `phasecheck`: runs the conformance catalog against phased workloads.
+//!
+//! Exit codes: 0 every selected scenario passed, 1 one or more failed, 2 usage or input error,
+//! 130 interrupted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use harness::subject::Backend;
+use scenarios::runner::{RunOptions, RuntimeKind};
+
+/// Conformance harness for phased pods: restore in init, run without credentials, scheduled backups.
+#[derive(Debug, Parser)]
+#[command(name = "phasecheck", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the catalog's scenarios against subjects and write report.json and junit.xml.
+    Run {
+        /// Where the subjects run.
+        #[arg(long, value_enum, default_value = "local")]
+        runtime: RuntimeKind,
+        /// Subject profile(s); default: the reference subjects under fixtures/subjects.
+        #[arg(long = "subject", value_name = "FILE", num_args = 1..)]
+        subjects: Vec<PathBuf>,
+        /// Scenario ID or glob (e.g. `INIT-*`); repeatable; default: every scenario.
+        #[arg(long = "scenario", value_name = "GLOB")]
+        scenarios: Vec<String>,
+        /// Backend(s) to run; default: every backend each subject declares.
+        #[arg(long = "backend", value_name = "s3|git")]
+        backends: Vec<Backend>,
+        /// Scenarios run at once (each in its own namespace).
+        #[arg(long, default_value_t = scenarios::runner::default_jobs())]
+        jobs: usize,
+        /// Directory for report.json, junit.xml and failure artefacts.
+        #[arg(long, default_value = "target/phasecheck")]
+        report_dir: PathBuf,
+        /// Keep a failed scenario's namespace (processes stopped, files kept) for inspection.
+        #[arg(long)]
+        keep_on_failure: bool,
+    },
+    /// List the catalog: ID, name, requirement.
+    List,
+    /// The reference workload itself (what the image `phasecheck/phasepod:dev` runs locally).
+    #[command(hide = true, disable_help_flag = true)]
+    Phasepod {
+        /// Arguments for phasepod.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::List => {
+            print!("{}", scenarios::catalog::listing());
+            ExitCode::SUCCESS
+        }
+        Command::Phasepod { args } => {
+            let argv = std::iter::once("phasepod".to_owned()).chain(args);
+            phasepod::cli::run(argv)
+        }
+        Command::Run {
+            runtime,
+            subjects,
+            scenarios,
+            backends,
+            jobs,
+            report_dir,
+            keep_on_failure,
+        } => {
+            init_tracing();
+            let options = RunOptions {
+                runtime,
+                subjects,
+                scenarios,
+                backends,
+                jobs: jobs.max(1),
+                report_dir,
+                keep_on_failure,
+                phasepod: None,
+            };
+            let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            tokio.block_on(scenarios::runner::run_cli(options))
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PHASECHECK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,255 @@
+//! One scenario's backup store: an embedded object store or git server of its own, plus the
+//! means to seed, list, verify, corrupt and delete backups in phasepod's layout
+//! (docs/CONTRACTS.md).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::dataset::Dataset;
+use crate::services::{EmbeddedGitServer, EmbeddedObjectStore};
+use crate::subject::Backend;
+
+/// Errors of the backup store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The embedded service did not start.
+    #[error("starting the embedded {backend} service: {source}")]
+    Service {
+        /// Which backend.
+        backend: Backend,
+        /// What failed.
+        #[source]
+        source: crate::services::Error,
+    },
+    /// phasepod's store client failed.
+    #[error(transparent)]
+    Store(#[from] phasepod::store::Error),
+    /// A dataset could not be written or read.
+    #[error(transparent)]
+    Dataset(#[from] phasepod::dataset::Error),
+    /// A dataset on disk is not valid.
+    #[error("{0}")]
+    Invalid(#[from] phasepod::dataset::Invalid),
+    /// There is no backup to act on.
+    #[error("the store holds no backup")]
+    NoBackup,
+    /// Scratch space failed.
+    #[error("scratch directory: {0}")]
+    Scratch(#[source] std::io::Error),
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The bucket every scenario's object store uses (each scenario has its own server).
+pub const BUCKET: &str = "phasecheck";
+/// The key prefix of backups in the bucket.
+pub const PREFIX: &str = "backups/";
+/// The repository every scenario's git server uses.
+pub const REPOSITORY: &str = "backups";
+/// The branch backups go to.
+pub const BRANCH: &str = "main";
+
+enum Service {
+    S3(EmbeddedObjectStore),
+    Git(EmbeddedGitServer),
+}
+
+/// A scenario's store and a phasepod client for it.
+pub struct BackupStore {
+    service: Service,
+    config: phasepod::store::BackendConfig,
+    scratch: tempfile::TempDir,
+}
+
+impl BackupStore {
+    /// Starts a fresh embedded service for `backend` with an empty bucket or repository.
+    pub async fn start(backend: Backend, _scenario: &str) -> Result<Self> {
+        let service_error = |source| Error::Service { backend, source };
+        let (service, config) = match backend {
+            Backend::S3 => {
+                let server = EmbeddedObjectStore::start().await.map_err(service_error)?;
+                server.create_bucket(BUCKET).await.map_err(service_error)?;
+                let config = phasepod::store::BackendConfig::S3(phasepod::store::S3Config {
+                    endpoint: server.endpoint(),
+                    bucket: BUCKET.into(),
+                    prefix: PREFIX.into(),
+                    region: server.region().into(),
+                    access_key_id: server.access_key_id().into(),
+                    secret_access_key: server.secret_access_key().into(),
+                });
+                (Service::S3(server), config)
+            }
+            Backend::Git => {
+                let server = EmbeddedGitServer::start().await.map_err(service_error)?;
+                let url = server.create_repo(REPOSITORY).map_err(service_error)?;
+                let config = phasepod::store::BackendConfig::Git(phasepod::store::GitConfig {
+                    url,
+                    branch: BRANCH.into(),
+                    username: server.username().into(),
+                    password: server.password().into(),
+                });
+                (Service::Git(server), config)
+            }
+        };
+        let scratch = tempfile::Builder::new()
+            .prefix("phasecheck-store-")
+            .tempdir()
+            .map_err(Error::Scratch)?;
+        Ok(BackupStore {
+            service,
+            config,
+            scratch,
+        })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        match self.service {
+            Service::S3(_) => Backend::S3,
+            Service::Git(_) => Backend::Git,
+        }
+    }
+
+    /// What the harness writes into the endpoint ConfigMap (every key, empty when unused).
+    pub fn endpoint_settings(&self) -> BTreeMap<String, String> {
+        let mut settings: BTreeMap<String, String> = [
+            "S3_ENDPOINT",
+            "S3_BUCKET",
+            "S3_PREFIX",
+            "S3_REGION",
+            "GIT_URL",
+            "GIT_BRANCH",
+        ]
+        .into_iter()
+        .map(|k| (k.to_owned(), String::new()))
+        .collect();
+        match &self.config {
+            phasepod::store::BackendConfig::S3(s3) => {
+                settings.insert("S3_ENDPOINT".into(), s3.endpoint.clone());
+                settings.insert("S3_BUCKET".into(), s3.bucket.clone());
+                settings.insert("S3_PREFIX".into(), s3.prefix.clone());
+                settings.insert("S3_REGION".into(), s3.region.clone());
+            }
+            phasepod::store::BackendConfig::Git(git) => {
+                settings.insert("GIT_URL".into(), git.url.clone());
+                settings.insert("GIT_BRANCH".into(), git.branch.clone());
+            }
+        }
+        settings
+    }
+
+    /// What the harness writes into the credentials Secret (every key, empty when unused).
+    pub fn credentials(&self) -> BTreeMap<String, String> {
+        let mut creds: BTreeMap<String, String> = [
+            "s3-access-key-id",
+            "s3-secret-access-key",
+            "git-username",
+            "git-password",
+        ]
+        .into_iter()
+        .map(|k| (k.to_owned(), String::new()))
+        .collect();
+        match &self.config {
+            phasepod::store::BackendConfig::S3(s3) => {
+                creds.insert("s3-access-key-id".into(), s3.access_key_id.clone());
+                creds.insert("s3-secret-access-key".into(), s3.secret_access_key.clone());
+            }
+            phasepod::store::BackendConfig::Git(git) => {
+                creds.insert("git-username".into(), git.username.clone());
+                creds.insert("git-password".into(), git.password.clone());
+            }
+        }
+        creds
+    }
+
+    async fn client(&self) -> Result<phasepod::store::Store> {
+        Ok(phasepod::store::Store::connect(self.config.clone(), self.scratch.path()).await?)
+    }
+
+    /// Takes a backup of `dataset` (generation 1); returns its ID.
+    pub async fn seed(&self, dataset: &Dataset) -> Result<String> {
+        let dir = tempfile::Builder::new()
+            .prefix("seed-")
+            .tempdir_in(self.scratch.path())
+            .map_err(Error::Scratch)?;
+        let current = dir.path().join("current");
+        write_dataset_dir(&current, dataset, 1)?;
+        let store = self.client().await?;
+        // NB: backup IDs have millisecond resolution; two seeds in the same millisecond would
+        // collide, so wait for the clock to move past the newest existing ID.
+        let newest = store.list_backups().await?.into_iter().next();
+        loop {
+            let id = phasepod::store::backup_id_now();
+            if newest.as_ref().is_none_or(|n| id.as_str() > n.as_str()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        Ok(store.take_backup(&current).await?)
+    }
+
+    /// Backup IDs, newest first.
+    pub async fn list(&self) -> Result<Vec<String>> {
+        Ok(self.client().await?.list_backups().await?)
+    }
+
+    /// Restores backup `id` into scratch space, verifying it; returns its content.
+    pub async fn verify(&self, id: &str) -> Result<Dataset> {
+        let dir = tempfile::Builder::new()
+            .prefix("verify-")
+            .tempdir_in(self.scratch.path())
+            .map_err(Error::Scratch)?;
+        let target = dir.path().join("current");
+        self.client().await?.restore_into(id, &target).await?;
+        read_valid_dataset(&target)
+    }
+
+    /// Alters one file of the newest backup so that it fails verification.
+    pub async fn corrupt_latest(&self) -> Result<()> {
+        let store = self.client().await?;
+        let newest = store.list_backups().await?.into_iter().next().ok_or(Error::NoBackup)?;
+        Ok(store.corrupt_backup(&newest).await?)
+    }
+
+    /// Removes the newest backup.
+    pub async fn delete_latest(&self) -> Result<()> {
+        let store = self.client().await?;
+        let newest = store.list_backups().await?.into_iter().next().ok_or(Error::NoBackup)?;
+        Ok(store.delete(&newest).await?)
+    }
+
+    /// Makes the store unreachable.
+    pub fn down(&self) {
+        match &self.service {
+            Service::S3(s) => s.down(),
+            Service::Git(g) => g.down(),
+        }
+    }
+
+    /// Makes the store reachable again.
+    pub fn up(&self) {
+        match &self.service {
+            Service::S3(s) => s.up(),
+            Service::Git(g) => g.up(),
+        }
+    }
+}
+
+/// Writes `dataset` as a valid phasepod dataset (files + manifest) into `dir`.
+pub fn write_dataset_dir(dir: &Path, dataset: &Dataset, generation: u64) -> Result<()> {
+    let files: Vec<(&String, &Vec<u8>)> = dataset.files.iter().collect();
+    phasepod::dataset::write_dataset(dir, &files, generation)?;
+    Ok(())
+}
+
+/// Reads a dataset directory that verifies; an error says why it does not.
+pub fn read_valid_dataset(dir: &Path) -> Result<Dataset> {
+    let manifest = phasepod::dataset::verify_dir(dir)?;
+    let mut dataset = Dataset::empty();
+    for entry in &manifest.files {
+        let bytes = std::fs::read(dir.join("files").join(&entry.path)).map_err(Error::Scratch)?;
+        dataset.files.insert(entry.path.clone(), bytes);
+    }
+    Ok(dataset)
+}

@@ -1,0 +1,275 @@
+//! The scenarios: one function per catalog requirement, written to read like the requirement.
+//!
+//! Each gets a fresh [`Scenario`]: its own namespace, object store or git server, and volume.
+
+use std::time::Duration;
+
+use harness::dataset::Dataset;
+use harness::faults::{CorruptionMode, Fault};
+
+use crate::context::{Knobs, Scenario};
+use crate::outcome::{Check, Context};
+use crate::{ensure, fail};
+
+/// How far after its scheduled time a backup may complete.
+const SCHEDULE_TOLERANCE: Duration = Duration::from_secs(5);
+
+/// Runs the scenario for requirement `id`.
+pub async fn run(id: &str, s: &mut Scenario<'_>) -> Check {
+    match id {
+        "INIT-1" => init_1_restore_empty(s).await,
+        "INIT-2" => init_2_keep_valid(s).await,
+        "INIT-3" => init_3_repair_corrupt(s).await,
+        "INIT-4" => init_4_fresh_start(s).await,
+        "INIT-5" => init_5_skip_bad_backup(s).await,
+        "INIT-6" => init_6_no_start_blind(s).await,
+        "INIT-7" => init_7_atomic_restore(s).await,
+        "RUN-1" => run_1_ordering(s).await,
+        "RUN-2" => run_2_serves_restored(s).await,
+        "SEC-1" => sec_1_creds_isolated(s).await,
+        "SEC-2" => sec_2_maint_read_only(s).await,
+        "MNT-1" => mnt_1_on_schedule(s).await,
+        "MNT-2" => mnt_2_round_trip(s).await,
+        "MNT-3" => mnt_3_store_outage(s).await,
+        "MNT-4" => mnt_4_retention(s).await,
+        "MNT-5" => mnt_5_sidecar_crash(s).await,
+        "MNT-6" => mnt_6_consistent(s).await,
+        "LIFE-1" => life_1_recreate(s).await,
+        other => fail!("no scenario implements `{other}`"),
+    }
+}
+
+/// INIT-1: volume empty, backups exist → the newest valid backup is restored before the run phase.
+async fn init_1_restore_empty(s: &mut Scenario<'_>) -> Check {
+    s.seed_backup(&Dataset::generated("older", 4, 2048)).await?;
+    let newest = Dataset::generated("newest", 7, 4096);
+    s.seed_backup(&newest).await?;
+    let pod = s.deploy(Knobs::default()).await?;
+    s.expect_restore_finished_before_run(&pod.name).await?;
+    s.expect_serves(&pod, &newest).await
+}
+
+/// INIT-2: a valid dataset newer than any backup is left byte-for-byte unchanged.
+async fn init_2_keep_valid(s: &mut Scenario<'_>) -> Check {
+    s.seed_backup(&Dataset::generated("backup", 4, 2048)).await?;
+    s.prepare_storage().await?;
+    let local = Dataset::generated("local-newer", 6, 3000);
+    s.write_volume_dataset(&local, 1000)?;
+    let before = s.volume_snapshot()?;
+    let pod = s.deploy(Knobs::default()).await?;
+    let after = s.volume_snapshot()?;
+    if let Some(change) = before.first_difference(&after) {
+        fail!("init changed the valid dataset on the volume: {change}");
+    }
+    s.expect_serves(&pod, &local).await
+}
+
+/// INIT-3: each corruption of the volume → the newest valid backup restored.
+async fn init_3_repair_corrupt(s: &mut Scenario<'_>) -> Check {
+    let backup = Dataset::generated("backup", 6, 2048);
+    s.seed_backup(&backup).await?;
+    s.prepare_storage().await?;
+    for mode in CorruptionMode::ALL {
+        s.write_volume_dataset(&Dataset::generated("local", 6, 2048), 500)?;
+        s.inject(Fault::CorruptVolume { mode }).await?;
+        let pod = s.deploy(Knobs::default()).await?;
+        s.expect_serves(&pod, &backup)
+            .await
+            .with_context(|| format!("after {mode}"))?;
+        s.stop_workload().await?;
+    }
+    Ok(())
+}
+
+/// INIT-4: volume empty, no backup → init succeeds, the app starts on an empty dataset.
+async fn init_4_fresh_start(s: &mut Scenario<'_>) -> Check {
+    let pod = s.deploy(Knobs::default()).await?;
+    s.expect_restore_finished_before_run(&pod.name).await?;
+    s.expect_serves(&pod, &Dataset::empty()).await
+}
+
+/// INIT-5: the newest backup fails verification → the newest one that passes is restored.
+async fn init_5_skip_bad_backup(s: &mut Scenario<'_>) -> Check {
+    let good = Dataset::generated("good", 5, 2048);
+    s.seed_backup(&good).await?;
+    s.seed_backup(&Dataset::generated("to-corrupt", 5, 2048))
+        .await?;
+    s.inject(Fault::CorruptLatestBackup).await?;
+    let pod = s.deploy(Knobs::default()).await?;
+    s.expect_serves(&pod, &good).await
+}
+
+/// INIT-6: store unreachable and volume empty → the run phase never starts; once the store is
+/// back, restore completes and the app starts.
+async fn init_6_no_start_blind(s: &mut Scenario<'_>) -> Check {
+    let backup = Dataset::generated("backup", 5, 2048);
+    s.seed_backup(&backup).await?;
+    s.inject(Fault::StoreDown).await?;
+    s.deploy_without_waiting(Knobs::default()).await?;
+    s.wait_restore_failures(2).await?;
+    s.expect_run_phase_not_started().await?;
+    s.inject(Fault::StoreUp).await?;
+    let pod = s.wait_ready().await?;
+    s.expect_restore_finished_before_run(&pod.name).await?;
+    s.expect_serves(&pod, &backup).await
+}
+
+/// INIT-7: an init killed mid-restore leaves nothing the next attempt mistakes for a valid dataset.
+async fn init_7_atomic_restore(s: &mut Scenario<'_>) -> Check {
+    let backup = Dataset::generated("large", 400, 1024);
+    s.seed_backup(&backup).await?;
+    s.deploy_without_waiting(Knobs::default()).await?;
+    s.inject(Fault::KillInitMidRestore).await?;
+    s.expect_no_partial_dataset_looks_valid(&backup)?;
+    let pod = s.wait_ready().await.context("after the killed restore")?;
+    s.expect_serves(&pod, &backup).await
+}
+
+/// RUN-1: every run-phase container starts after every restore init container exited 0.
+async fn run_1_ordering(s: &mut Scenario<'_>) -> Check {
+    s.seed_backup(&Dataset::generated("backup", 40, 4096))
+        .await?;
+    let pod = s.deploy(Knobs::default()).await?;
+    s.expect_restore_finished_before_run(&pod.name).await
+}
+
+/// RUN-2: the app serves exactly the restored dataset.
+async fn run_2_serves_restored(s: &mut Scenario<'_>) -> Check {
+    let backup = Dataset::generated("nested", 9, 5000).with_nested_paths();
+    s.seed_backup(&backup).await?;
+    let pod = s.deploy(Knobs::default()).await?;
+    s.expect_serves(&pod, &backup).await
+}
+
+/// SEC-1: no run-phase container can read backup credentials.
+async fn sec_1_creds_isolated(s: &mut Scenario<'_>) -> Check {
+    let pod = s.deploy(Knobs::default()).await?;
+    s.expect_run_spec_has_no_credentials()?;
+    s.expect_run_processes_hold_no_credentials(&pod).await
+}
+
+/// SEC-2: the maintenance container mounts the data volume read-only.
+async fn sec_2_maint_read_only(s: &mut Scenario<'_>) -> Check {
+    s.expect_maintenance_mounts_data_read_only()
+}
+
+/// MNT-1: a backup appears at the scheduled time within tolerance, and none before it.
+async fn mnt_1_on_schedule(s: &mut Scenario<'_>) -> Check {
+    let at = s.schedule_in(Duration::from_secs(5));
+    s.deploy(Knobs::schedule(&[at])).await?;
+    s.sleep_until_just_before(at).await;
+    let early = s.backups().await?;
+    ensure!(
+        early.is_empty(),
+        "backups exist before the scheduled time {at}: {early:?}"
+    );
+    let id = s.wait_backup_after(at, SCHEDULE_TOLERANCE).await?;
+    s.expect_backup_verifies(&id).await
+}
+
+/// MNT-2: write through the app → scheduled backup → wipe → recreate → the same data is served.
+async fn mnt_2_round_trip(s: &mut Scenario<'_>) -> Check {
+    let at = s.schedule_in(Duration::from_secs(5));
+    let pod = s.deploy(Knobs::schedule(&[at])).await?;
+    let written = Dataset::generated("written-through-app", 5, 1500);
+    s.write_through_app(&pod, &written).await?;
+    s.wait_backup_after(at, SCHEDULE_TOLERANCE).await?;
+    s.stop_workload().await?;
+    s.inject(Fault::EmptyVolume).await?;
+    let pod = s.start_workload().await?;
+    s.expect_serves(&pod, &written).await
+}
+
+/// MNT-3: store down at backup time → the app keeps serving, earlier backups stay intact, the next
+/// scheduled backup succeeds.
+async fn mnt_3_store_outage(s: &mut Scenario<'_>) -> Check {
+    let earlier = Dataset::generated("earlier", 4, 2048);
+    let earlier_id = s.seed_backup(&earlier).await?;
+    let first = s.schedule_in(Duration::from_secs(5));
+    let second = first + chrono::Duration::seconds(6);
+    let pod = s.deploy(Knobs::schedule(&[first, second])).await?;
+    s.inject(Fault::StoreDown).await?;
+    s.wait_backup_failure_logged(&pod).await?;
+    s.expect_serves(&pod, &earlier)
+        .await
+        .context("while the store is down")?;
+    s.inject(Fault::StoreUp).await?;
+    let id = s.wait_backup_after(first, Duration::from_secs(15)).await?;
+    s.expect_backup_verifies(&id).await?;
+    s.expect_backup_verifies(&earlier_id)
+        .await
+        .context("the earlier backup")
+}
+
+/// MNT-4: at most N backups are kept, the newest valid one never pruned.
+async fn mnt_4_retention(s: &mut Scenario<'_>) -> Check {
+    s.seed_backup(&Dataset::generated("old-1", 2, 512)).await?;
+    s.seed_backup(&Dataset::generated("old-2", 2, 512)).await?;
+    let first = s.schedule_in(Duration::from_secs(4));
+    let times = [
+        first,
+        first + chrono::Duration::seconds(2),
+        first + chrono::Duration::seconds(4),
+    ];
+    let keep = 2;
+    let pod = s.deploy(Knobs::schedule(&times).with_keep(keep)).await?;
+    s.wait_backups_completed(&pod, times.len()).await?;
+    let newest = s.wait_backup_after(times[2], SCHEDULE_TOLERANCE).await?;
+    s.wait_backup_count_at_most(keep).await?;
+    let kept = s.backups().await?;
+    ensure!(
+        kept.first() == Some(&newest),
+        "the newest backup {newest} was pruned; kept: {kept:?}"
+    );
+    s.expect_backup_verifies(&newest).await
+}
+
+/// MNT-5: the maintenance container killed → restarted, the app never interrupted, schedule kept.
+async fn mnt_5_sidecar_crash(s: &mut Scenario<'_>) -> Check {
+    let at = s.schedule_in(Duration::from_secs(6));
+    let pod = s.deploy(Knobs::schedule(&[at])).await?;
+    let availability = s.watch_availability(&pod);
+    s.inject(Fault::KillContainer {
+        name: s.maintenance_container().to_owned(),
+    })
+    .await?;
+    s.wait_maintenance_restarted(&pod).await?;
+    let id = s.wait_backup_after(at, SCHEDULE_TOLERANCE).await?;
+    let outages = availability.stop().await;
+    ensure!(
+        outages.is_empty(),
+        "the app was interrupted while the sidecar restarted: {outages:?}"
+    );
+    s.expect_run_containers_never_restarted(&pod.name).await?;
+    s.expect_backup_verifies(&id).await
+}
+
+/// MNT-6: a backup taken while the app writes verifies as a valid dataset.
+async fn mnt_6_consistent(s: &mut Scenario<'_>) -> Check {
+    let at = s.schedule_in(Duration::from_secs(5));
+    let pod = s.deploy(Knobs::schedule(&[at])).await?;
+    let writer = s.keep_writing(&pod);
+    let id = s.wait_backup_after(at, SCHEDULE_TOLERANCE).await;
+    let writes = writer.stop_checked().await?;
+    let id = id?;
+    ensure!(writes > 0, "the writer made no write during the backup");
+    s.expect_backup_verifies(&id).await
+}
+
+/// LIFE-1: the pod deleted → the new pod's init runs again and the data survives (PVC) or is
+/// restored (emptyDir).
+async fn life_1_recreate(s: &mut Scenario<'_>) -> Check {
+    let backup = Dataset::generated("backup", 4, 2048);
+    s.seed_backup(&backup).await?;
+    let first = s.deploy(Knobs::default()).await?;
+    let extra = Dataset::generated("written-after-restore", 2, 700);
+    s.write_through_app(&first, &extra).await?;
+    s.inject(Fault::DeletePod).await?;
+    let second = s.wait_replacement(&first).await?;
+    s.expect_restore_finished_before_run(&second.name).await?;
+    if s.data_on_claim() {
+        s.expect_serves(&second, &backup.merged(&extra)).await
+    } else {
+        s.expect_serves(&second, &backup).await
+    }
+}

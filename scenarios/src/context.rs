@@ -1,0 +1,1054 @@
+//! The world a scenario acts on: the runtime, its namespace, its backup store, its subject.
+//!
+//! [`Environment`] is shared by every case of a run (one runtime, one image map);
+//! [`Scenario`] is one case's view: deploy, inject faults, observe, and the expectations the
+//! checks are written with.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Timelike, Utc};
+use harness::app::AppClient;
+use harness::backups::BackupStore;
+use harness::dataset::{Dataset, Snapshot};
+use harness::faults::{self, Fault};
+use harness::report::{Outcome, ScenarioResult};
+use harness::runtime::local::{ImageMap, LocalRuntime};
+use harness::runtime::objects;
+use harness::runtime::timeline::Timeline;
+use harness::runtime::{PodInfo, Runtime};
+use harness::subject::{ImageSource, Subject};
+use serde_json::{Value, json};
+
+use crate::outcome::{Check, Context, Failure};
+use crate::runner::{Case, InputError, RunOptions, RuntimeKind, result_of};
+use crate::{checks, ensure, fail};
+
+/// The longest one case may take before it is failed.
+const CASE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a pod may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The ConfigMap with the store's coordinates.
+pub const ENDPOINT_CONFIGMAP: &str = "phasecheck-backup-endpoint";
+/// The Secret with the store's credentials.
+pub const CREDENTIALS_SECRET: &str = "phasecheck-backup-credentials";
+
+/// What every case of one run shares.
+pub struct Environment {
+    runtime: LocalRuntime,
+    keep_on_failure: bool,
+    report_dir: PathBuf,
+}
+
+impl Environment {
+    /// Starts the runtime the options ask for, with every subject's images mapped.
+    pub async fn start(options: &RunOptions, cases: &[Case]) -> Result<Self, InputError> {
+        if options.runtime != RuntimeKind::Local {
+            return Err(InputError::Runtime(runtime_unavailable(options.runtime)));
+        }
+        let phasepod = match &options.phasepod {
+            Some(argv) => argv.clone(),
+            None => default_phasepod_command().map_err(InputError::Runtime)?,
+        };
+        let mut images = ImageMap::default();
+        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for case in cases {
+            for (image, source) in &case.subject.profile.images {
+                let argv = match source {
+                    ImageSource::Builtin(_) => phasepod.clone(),
+                    ImageSource::Command(argv) => argv.clone(),
+                };
+                if let Some(previous) = seen.get(image)
+                    && *previous != argv
+                {
+                    return Err(InputError::Runtime(format!(
+                        "{}: field `images.{image}`: mapped differently by another subject ({previous:?} vs {argv:?})",
+                        case.subject.path.display()
+                    )));
+                }
+                seen.insert(image.clone(), argv.clone());
+                images = images.with_image(image, argv.clone(), Vec::<String>::new());
+            }
+        }
+        let runtime = LocalRuntime::builder()
+            .with_images(images)
+            .with_backoff(Duration::from_millis(200), Duration::from_secs(2))
+            .build()
+            .map_err(|e| InputError::Runtime(e.to_string()))?;
+        Ok(Environment {
+            runtime,
+            keep_on_failure: options.keep_on_failure,
+            report_dir: options.report_dir.clone(),
+        })
+    }
+
+    /// The runtime's name for reports.
+    pub fn runtime_name(&self) -> &'static str {
+        "local"
+    }
+
+    /// Stops every pod and process of the run.
+    pub async fn shutdown(&self) {
+        self.runtime.shutdown().await;
+    }
+
+    /// Runs one case in its own namespace and cleans up after it.
+    pub async fn run_case(&self, case: &Case) -> ScenarioResult {
+        let started = Instant::now();
+        let ns = namespace_for(case);
+        let body = async {
+            let mut scenario = Scenario::open(self, case, ns.clone()).await?;
+            let result = checks::run(case.requirement.id, &mut scenario).await;
+            if result.is_err() {
+                scenario.save_artefacts().await;
+            }
+            result
+        };
+        let result = match tokio::time::timeout(CASE_TIMEOUT, body).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure(format!("did not finish within {CASE_TIMEOUT:?}"))),
+        };
+        let (outcome, mut message) = match result {
+            Ok(()) => (Outcome::Passed, String::new()),
+            Err(Failure(message)) => (Outcome::Failed, message),
+        };
+        let keep = outcome == Outcome::Failed && self.keep_on_failure;
+        if keep {
+            self.runtime.stop_namespace(&ns).await;
+            message.push_str(&format!(
+                "\n(namespace {ns} kept at {})",
+                self.runtime.namespace_dir(&ns).display()
+            ));
+        } else if let Err(e) = self.runtime.delete_namespace(&ns).await {
+            message.push_str(&format!("\ncleanup of namespace {ns} failed: {e}"));
+            return result_of(case, Outcome::Failed, started.elapsed(), message);
+        }
+        result_of(case, outcome, started.elapsed(), message)
+    }
+}
+
+/// `phasecheck phasepod …` when running as the phasecheck binary.
+fn default_phasepod_command() -> Result<Vec<String>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    if exe.file_stem().and_then(|s| s.to_str()) == Some("phasecheck") {
+        Ok(vec![exe.to_string_lossy().into_owned(), "phasepod".into()])
+    } else {
+        Err(format!(
+            "{} is not the phasecheck binary: set RunOptions::phasepod to the command running phasepod",
+            exe.display()
+        ))
+    }
+}
+
+fn runtime_unavailable(kind: RuntimeKind) -> String {
+    let (tool, install) = match kind {
+        RuntimeKind::Kind => ("kind", "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) and Docker"),
+        RuntimeKind::Minikube => ("minikube", "install minikube (https://minikube.sigs.k8s.io/docs/start/)"),
+        RuntimeKind::Existing => ("kubectl", "point KUBECONFIG at a cluster"),
+        RuntimeKind::Local => unreachable!("local is always available"),
+    };
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false);
+    if found || kind == RuntimeKind::Existing {
+        format!(
+            "--runtime {}: the real-cluster runtimes are not part of this build yet (issue 4); use --runtime local",
+            tool
+        )
+    } else {
+        format!("--runtime {tool}: `{tool}` is not on PATH: {install}")
+    }
+}
+
+/// A DNS-label namespace unique to the case.
+fn namespace_for(case: &Case) -> String {
+    let nonce: u32 = rand_u32();
+    let mut ns = format!(
+        "pc-{}-{}-{}-{:05x}",
+        case.requirement.id.to_ascii_lowercase(),
+        case.backend,
+        case.subject.name(),
+        nonce & 0xfffff
+    );
+    ns.truncate(63);
+    ns.trim_end_matches('-').to_owned()
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish() as u32
+}
+
+/// The subject's knobs for one deployment.
+#[derive(Clone, Debug, Default)]
+pub struct Knobs {
+    schedule: Vec<DateTime<Utc>>,
+    keep: Option<u32>,
+}
+
+impl Knobs {
+    /// Backups at these times (UTC, whole seconds).
+    pub fn schedule(times: &[DateTime<Utc>]) -> Self {
+        Knobs {
+            schedule: times.to_vec(),
+            keep: None,
+        }
+    }
+
+    /// Keep at most `n` backups.
+    pub fn with_keep(mut self, n: u32) -> Self {
+        self.keep = Some(n);
+        self
+    }
+}
+
+/// One case's view of the world.
+pub struct Scenario<'a> {
+    env: &'a Environment,
+    case: &'a Case,
+    ns: String,
+    store: BackupStore,
+    storage_applied: bool,
+    workload_applied: bool,
+    /// Manifest documents as JSON, before knobs.
+    docs: Vec<Value>,
+}
+
+impl<'a> Scenario<'a> {
+    async fn open(env: &'a Environment, case: &'a Case, ns: String) -> Check<Scenario<'a>> {
+        let store = BackupStore::start(case.backend, &ns)
+            .await
+            .context("starting the backup store")?;
+        let mut docs = Vec::new();
+        for (path, text) in &case.subject.manifests {
+            let parsed: Vec<Value> = serde_saphyr::from_multiple(text)
+                .with_context(|| format!("reading {}", path.display()))?;
+            docs.extend(parsed.into_iter().filter(|d| !d.is_null()));
+        }
+        env.runtime
+            .create_namespace(&ns)
+            .await
+            .context("creating the namespace")?;
+        Ok(Scenario {
+            env,
+            case,
+            ns,
+            store,
+            storage_applied: false,
+            workload_applied: false,
+            docs,
+        })
+    }
+
+    fn subject(&self) -> &Subject {
+        &self.case.subject
+    }
+
+    fn runtime(&self) -> &LocalRuntime {
+        &self.env.runtime
+    }
+
+    fn workload_name(&self) -> &str {
+        &self.subject().profile.workload.name
+    }
+
+    /// The first maintenance container's name.
+    pub fn maintenance_container(&self) -> &str {
+        &self.subject().profile.containers.maintenance[0]
+    }
+
+    /// Whether the data lives on a claim (survives the pod) rather than an emptyDir.
+    pub fn data_on_claim(&self) -> bool {
+        self.subject().data_claim.is_some()
+    }
+
+    // ----- deploying -------------------------------------------------------------------------
+
+    /// Applies the endpoint ConfigMap, the credentials Secret and the subject's claims.
+    pub async fn prepare_storage(&mut self) -> Check {
+        if self.storage_applied {
+            return Ok(());
+        }
+        let mut docs = vec![self.endpoint_configmap(), self.credentials_secret()];
+        docs.extend(
+            self.docs
+                .iter()
+                .filter(|d| d["kind"] == "PersistentVolumeClaim")
+                .cloned(),
+        );
+        self.apply(docs).await?;
+        self.storage_applied = true;
+        Ok(())
+    }
+
+    /// Deploys the workload with `knobs` and waits until its pod is ready.
+    pub async fn deploy(&mut self, knobs: Knobs) -> Check<PodInfo> {
+        self.deploy_without_waiting(knobs).await?;
+        self.wait_ready().await
+    }
+
+    /// Deploys the workload with `knobs`, not waiting for anything.
+    pub async fn deploy_without_waiting(&mut self, knobs: Knobs) -> Check {
+        self.prepare_storage().await?;
+        if self.workload_applied {
+            return self.scale(1).await;
+        }
+        let docs: Vec<Value> = self
+            .docs
+            .iter()
+            .filter(|d| d["kind"] != "PersistentVolumeClaim")
+            .map(|d| self.with_knobs(d.clone(), &knobs))
+            .collect();
+        self.apply(docs).await?;
+        self.workload_applied = true;
+        Ok(())
+    }
+
+    /// Scales the workload to zero and waits until its pod is gone.
+    pub async fn stop_workload(&mut self) -> Check {
+        self.scale(0).await
+    }
+
+    /// Scales the workload back to one and waits until the pod is ready.
+    pub async fn start_workload(&mut self) -> Check<PodInfo> {
+        self.scale(1).await?;
+        self.wait_ready().await
+    }
+
+    async fn scale(&self, replicas: u32) -> Check {
+        self.runtime()
+            .scale(&self.ns, self.workload_name(), replicas)
+            .await
+            .with_context(|| format!("scaling {} to {replicas}", self.workload_name()))
+    }
+
+    /// Waits until the workload's pod is ready.
+    pub async fn wait_ready(&self) -> Check<PodInfo> {
+        match self
+            .runtime()
+            .wait_for_pod(&self.ns, self.workload_name(), |p| p.ready, READY_TIMEOUT)
+            .await
+        {
+            Ok(pod) => Ok(pod),
+            Err(e) => Err(Failure(format!("the pod did not become ready: {e}"))),
+        }
+    }
+
+    /// Waits for a ready pod other than `old`.
+    pub async fn wait_replacement(&self, old: &PodInfo) -> Check<PodInfo> {
+        let old_name = old.name.clone();
+        self.runtime()
+            .wait_for_pod(
+                &self.ns,
+                self.workload_name(),
+                move |p| p.ready && p.name != old_name,
+                READY_TIMEOUT,
+            )
+            .await
+            .context("waiting for the replacement pod")
+    }
+
+    async fn apply(&self, docs: Vec<Value>) -> Check {
+        let text = docs
+            .iter()
+            .map(|d| serde_json::to_string(d).expect("JSON serialises"))
+            .collect::<Vec<_>>()
+            .join("\n---\n");
+        let objects = objects::parse_manifests(&text, &self.subject().path)
+            .context("reading the manifests")?;
+        self.runtime()
+            .apply(&self.ns, objects)
+            .await
+            .context("applying the manifests")
+    }
+
+    fn endpoint_configmap(&self) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": ENDPOINT_CONFIGMAP},
+            "data": self.store.endpoint_settings(),
+        })
+    }
+
+    fn credentials_secret(&self) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": CREDENTIALS_SECRET},
+            "type": "Opaque",
+            "stringData": self.store.credentials(),
+        })
+    }
+
+    /// The workload document with the backend, schedule and retention knobs set.
+    fn with_knobs(&self, mut doc: Value, knobs: &Knobs) -> Value {
+        let profile = &self.subject().profile;
+        if doc["kind"] != profile.workload.kind.as_str() || doc["metadata"]["name"] != profile.workload.name.as_str() {
+            return doc;
+        }
+        let spec = if profile.workload.kind == "Pod" {
+            &mut doc["spec"]
+        } else {
+            &mut doc["spec"]["template"]["spec"]
+        };
+        let backend_env = profile
+            .backends
+            .get(&self.case.backend)
+            .map(|b| b.env.clone())
+            .unwrap_or_default();
+        let mut maintenance_env = backend_env.clone();
+        if !knobs.schedule.is_empty() {
+            let runat = knobs
+                .schedule
+                .iter()
+                .map(|t| t.format("%H:%M:%S").to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            maintenance_env.insert(profile.schedule.env.clone(), runat);
+        }
+        if let (Some(keep), Some(knob)) = (knobs.keep, &profile.retention) {
+            maintenance_env.insert(knob.env.clone(), keep.to_string());
+        }
+        for list in ["initContainers", "containers"] {
+            let Some(containers) = spec[list].as_array_mut() else {
+                continue;
+            };
+            for container in containers {
+                let name = container["name"].as_str().unwrap_or_default().to_owned();
+                if profile.containers.restore.contains(&name) {
+                    set_env(container, &backend_env);
+                }
+                if profile.containers.maintenance.contains(&name) {
+                    set_env(container, &maintenance_env);
+                }
+            }
+        }
+        doc
+    }
+
+    // ----- the backup store ------------------------------------------------------------------
+
+    /// Takes a backup of `dataset` into the scenario's store; returns its ID.
+    pub async fn seed_backup(&self, dataset: &Dataset) -> Check<String> {
+        self.store.seed(dataset).await.context("seeding a backup")
+    }
+
+    /// Backup IDs in the store, newest first.
+    pub async fn backups(&self) -> Check<Vec<String>> {
+        self.store.list().await.context("listing backups")
+    }
+
+    /// Restores backup `id` into a scratch directory, verifying every file.
+    pub async fn expect_backup_verifies(&self, id: &str) -> Check {
+        self.store
+            .verify(id)
+            .await
+            .with_context(|| format!("backup {id} does not verify"))
+            .map(drop)
+    }
+
+    /// A whole second at least `lead` from now, for a schedule.
+    pub fn schedule_in(&self, lead: Duration) -> DateTime<Utc> {
+        let at = Utc::now() + chrono::Duration::from_std(lead).expect("small duration");
+        (at + chrono::Duration::seconds(1))
+            .with_nanosecond(0)
+            .expect("zero nanoseconds is valid")
+    }
+
+    /// Sleeps until half a second before `at` (the observation point for "none before it").
+    pub async fn sleep_until_just_before(&self, at: DateTime<Utc>) {
+        let target = at - chrono::Duration::milliseconds(500);
+        if let Ok(wait) = (target - Utc::now()).to_std() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits for a backup taken at or after `at` and no later than `at + tolerance`.
+    pub async fn wait_backup_after(&self, at: DateTime<Utc>, tolerance: Duration) -> Check<String> {
+        let deadline = at + chrono::Duration::from_std(tolerance).expect("small duration");
+        loop {
+            let ids = self.backups().await?;
+            if let Some(id) = ids.iter().find(|id| backup_time(id).is_some_and(|t| t >= at - chrono::Duration::milliseconds(1))) {
+                let taken = backup_time(id).expect("checked above");
+                ensure!(
+                    taken <= deadline,
+                    "backup {id} was taken at {taken}, later than {at} + {tolerance:?}"
+                );
+                return Ok(id.clone());
+            }
+            ensure!(
+                Utc::now() <= deadline,
+                "no backup taken between {at} and {deadline}; backups: {ids:?}"
+            );
+            // NB: object stores and git remotes offer no change feed; listing every 200 ms is the watch.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the store holds at most `n` backups.
+    pub async fn wait_backup_count_at_most(&self, n: u32) -> Check {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ids = self.backups().await?;
+            if ids.len() <= n as usize {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} backups kept with KEEP={n}: {ids:?}",
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the maintenance container has logged `n` completed backups.
+    pub async fn wait_backups_completed(&self, pod: &PodInfo, n: usize) -> Check {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let logs = self.logs(pod, self.maintenance_container()).await?;
+            let done = logs.matches("backup: completed").count();
+            if done >= n {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{done} of {n} scheduled backups completed within 30 s"
+            );
+            self.runtime()
+                .watch_log(&self.ns, &pod.name, self.maintenance_container(), "backup:", Duration::from_secs(1))
+                .await
+                .ok();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the maintenance container logs a failed backup.
+    pub async fn wait_backup_failure_logged(&self, pod: &PodInfo) -> Check {
+        self.runtime()
+            .watch_log(
+                &self.ns,
+                &pod.name,
+                self.maintenance_container(),
+                "backup: failed",
+                Duration::from_secs(20),
+            )
+            .await
+            .context("waiting for the maintenance container to report the failed backup")
+    }
+
+    // ----- faults ----------------------------------------------------------------------------
+
+    /// Realises `fault` on this scenario's runtime and store.
+    pub async fn inject(&mut self, fault: Fault) -> Check {
+        let step = format!("fault `{fault}`");
+        match fault {
+            Fault::EmptyVolume => {
+                faults::empty_directory(&self.volume_dir()?).context(&step)
+            }
+            Fault::CorruptVolume { mode } => {
+                faults::corrupt_dataset(&self.volume_dir()?.join("current"), mode).context(&step)
+            }
+            Fault::CorruptLatestBackup => self.store.corrupt_latest().await.context(&step),
+            Fault::DeleteLatestBackup => self.store.delete_latest().await.context(&step),
+            Fault::StoreDown => {
+                self.store.down();
+                Ok(())
+            }
+            Fault::StoreUp => {
+                self.store.up();
+                Ok(())
+            }
+            Fault::KillContainer { name } => {
+                let pod = self.current_pod().await?;
+                self.runtime()
+                    .kill_container(&self.ns, &pod.name, &name)
+                    .await
+                    .context(&step)
+            }
+            Fault::DeletePod => {
+                let pod = self.current_pod().await?;
+                self.runtime()
+                    .delete_pod(&self.ns, &pod.name)
+                    .await
+                    .context(&step)
+            }
+            Fault::KillInitMidRestore => {
+                let pod = self
+                    .runtime()
+                    .wait_for_pod(&self.ns, self.workload_name(), |_| true, READY_TIMEOUT)
+                    .await
+                    .context(&step)?;
+                let restore = self.subject().profile.containers.restore[0].clone();
+                self.runtime()
+                    .watch_log(&self.ns, &pod.name, &restore, "restoring backup", READY_TIMEOUT)
+                    .await
+                    .context("waiting for the restore to begin")?;
+                self.runtime()
+                    .kill_container(&self.ns, &pod.name, &restore)
+                    .await
+                    .context(&step)
+            }
+        }
+    }
+
+    async fn current_pod(&self) -> Check<PodInfo> {
+        self.runtime()
+            .wait_for_pod(&self.ns, self.workload_name(), |_| true, READY_TIMEOUT)
+            .await
+            .context("finding the pod")
+    }
+
+    // ----- the volume ------------------------------------------------------------------------
+
+    /// The host directory behind the data claim.
+    fn volume_dir(&self) -> Check<PathBuf> {
+        let Some(claim) = &self.subject().data_claim else {
+            fail!("the data volume is an emptyDir: it cannot be prepared or damaged before the pod exists");
+        };
+        self.runtime()
+            .pvc_path(&self.ns, claim)
+            .context("finding the data volume")
+    }
+
+    /// Writes `dataset` as a valid dataset of generation `generation` onto the volume.
+    pub fn write_volume_dataset(&self, dataset: &Dataset, generation: u64) -> Check {
+        let dir = self.volume_dir()?;
+        faults::empty_directory(&dir).context("clearing the volume")?;
+        harness::backups::write_dataset_dir(&dir.join("current"), dataset, generation)
+            .context("writing a dataset onto the volume")
+    }
+
+    /// Every file on the volume's dataset with bytes and modification times.
+    pub fn volume_snapshot(&self) -> Check<Snapshot> {
+        Snapshot::of(&self.volume_dir()?.join("current")).context("reading the volume")
+    }
+
+    /// After a killed restore: whatever is on the volume is not mistaken for a valid dataset.
+    pub fn expect_no_partial_dataset_looks_valid(&self, backup: &Dataset) -> Check {
+        let current = self.volume_dir()?.join("current");
+        if !current.exists() {
+            return Ok(());
+        }
+        if let Ok(files) = harness::backups::read_valid_dataset(&current) {
+            ensure!(
+                files == *backup,
+                "a killed restore left a dataset that verifies but is not the backup ({} of {} files)",
+                files.files.len(),
+                backup.files.len()
+            );
+        }
+        Ok(())
+    }
+
+    // ----- the app ---------------------------------------------------------------------------
+
+    fn app(&self, pod: &PodInfo) -> AppClient {
+        AppClient::new((pod.ip, self.subject().profile.app.port).into())
+    }
+
+    /// Writes every file of `dataset` through the app.
+    pub async fn write_through_app(&self, pod: &PodInfo, dataset: &Dataset) -> Check {
+        let app = self.app(pod);
+        for (path, bytes) in &dataset.files {
+            app.put(path, bytes.clone())
+                .await
+                .with_context(|| format!("writing {path} through the app"))?;
+        }
+        Ok(())
+    }
+
+    /// The app serves exactly `expected`: the same paths, bytes and manifest digests.
+    pub async fn expect_serves(&self, pod: &PodInfo, expected: &Dataset) -> Check {
+        let app = self.app(pod);
+        let mut listed = app.list().await.context("listing the app's files")?;
+        listed.sort();
+        let wanted: Vec<String> = expected.files.keys().cloned().collect();
+        if listed != wanted {
+            let missing: Vec<_> = wanted.iter().filter(|p| !listed.contains(p)).take(3).collect();
+            let extra: Vec<_> = listed.iter().filter(|p| !wanted.contains(p)).take(3).collect();
+            fail!(
+                "the app serves {} files, expected {} (missing e.g. {missing:?}, unexpected e.g. {extra:?})",
+                listed.len(),
+                wanted.len()
+            );
+        }
+        for (path, bytes) in &expected.files {
+            let served = app.get(path).await.with_context(|| format!("reading {path}"))?;
+            ensure!(
+                served.as_ref() == bytes.as_slice(),
+                "the app serves different bytes for {path} ({} bytes, expected {})",
+                served.len(),
+                bytes.len()
+            );
+        }
+        let manifest = app.manifest().await.context("reading the app's manifest")?;
+        let digests: BTreeMap<String, String> = manifest["files"]
+            .as_array()
+            .map(|files| {
+                files
+                    .iter()
+                    .map(|f| {
+                        (
+                            f["path"].as_str().unwrap_or_default().to_owned(),
+                            f["sha256"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ensure!(
+            digests == expected.digests(),
+            "the app's manifest does not match the dataset it should serve"
+        );
+        Ok(())
+    }
+
+    /// Polls `/healthz` every 100 ms in the background until stopped; records failures.
+    pub fn watch_availability(&self, pod: &PodInfo) -> BackgroundProbe {
+        let app = self.app(pod).with_timeout(Duration::from_secs(2));
+        BackgroundProbe::spawn(move |_| {
+            let app = app.clone();
+            async move { app.healthy().await.map_err(|e| e.to_string()) }
+        }, Duration::from_millis(100))
+    }
+
+    /// Writes files through the app as fast as it answers until stopped.
+    pub fn keep_writing(&self, pod: &PodInfo) -> BackgroundProbe {
+        let app = self.app(pod);
+        BackgroundProbe::spawn(move |n| {
+            let app = app.clone();
+            async move {
+                let path = format!("churn/{:02}.bin", n % 20);
+                let bytes = harness::dataset::pseudo_random_bytes(&format!("churn-{n}"), 2000 + (n % 7) * 1000);
+                app.put(&path, bytes).await.map_err(|e| e.to_string())
+            }
+        }, Duration::ZERO)
+    }
+
+    // ----- observations ----------------------------------------------------------------------
+
+    async fn timeline(&self, pod: &str) -> Check<Timeline> {
+        self.runtime()
+            .timeline(&self.ns, pod)
+            .await
+            .context("reading the pod's timeline")
+    }
+
+    async fn logs(&self, pod: &PodInfo, container: &str) -> Check<String> {
+        self.runtime()
+            .logs(&self.ns, &pod.name, container)
+            .await
+            .with_context(|| format!("reading {container}'s logs"))
+    }
+
+    /// RUN-1's rule: every run-phase container's every start came after every restore container
+    /// last terminated with exit 0.
+    pub async fn expect_restore_finished_before_run(&self, pod: &str) -> Check {
+        let timeline = self.timeline(pod).await?;
+        let roles = &self.subject().profile.containers;
+        let mut restored_at = None;
+        for name in &roles.restore {
+            let runs = timeline.runs(name);
+            let Some(last) = runs.last() else {
+                fail!("restore container `{name}` never ran\n{}", timeline.render());
+            };
+            ensure!(
+                last.exit_code == Some(0),
+                "restore container `{name}` did not end with exit 0\n{}",
+                timeline.render()
+            );
+            let finished = last.finished_at.expect("an exit code implies a finish");
+            restored_at = Some(restored_at.map_or(finished, |t: DateTime<Utc>| t.max(finished)));
+        }
+        let restored_at = restored_at.expect("at least one restore container");
+        for name in &roles.run {
+            for run in timeline.runs(name) {
+                ensure!(
+                    run.started_at >= restored_at,
+                    "run-phase container `{name}` started at {} before the restore finished at {restored_at}\n{}",
+                    run.started_at,
+                    timeline.render()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the restore container has failed `n` times.
+    pub async fn wait_restore_failures(&self, n: usize) -> Check {
+        let pod = self.current_pod().await?;
+        let restore = self.subject().profile.containers.restore[0].clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let timeline = self.timeline(&pod.name).await?;
+            let failures = timeline
+                .runs(&restore)
+                .iter()
+                .filter(|r| r.exit_code.is_some_and(|c| c != 0))
+                .count();
+            if failures >= n {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the restore failed {failures} time(s), expected {n} while the store is down\n{}",
+                timeline.render()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// No run-phase container has started in the pod.
+    pub async fn expect_run_phase_not_started(&self) -> Check {
+        let pod = self.current_pod().await?;
+        let timeline = self.timeline(&pod.name).await?;
+        for name in &self.subject().profile.containers.run {
+            ensure!(
+                timeline.runs(name).is_empty(),
+                "run-phase container `{name}` started although the restore never succeeded\n{}",
+                timeline.render()
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until the maintenance container has been restarted.
+    pub async fn wait_maintenance_restarted(&self, pod: &PodInfo) -> Check {
+        let name = self.maintenance_container().to_owned();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let timeline = self.timeline(&pod.name).await?;
+            let runs = timeline.runs(&name);
+            if runs.len() >= 2 && runs.last().is_some_and(|r| r.finished_at.is_none()) {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the maintenance container `{name}` was not restarted after being killed\n{}",
+                timeline.render()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every run-phase container has run exactly once.
+    pub async fn expect_run_containers_never_restarted(&self, pod: &str) -> Check {
+        let timeline = self.timeline(pod).await?;
+        for name in &self.subject().profile.containers.run {
+            ensure!(
+                timeline.runs(name).len() == 1,
+                "run-phase container `{name}` was restarted\n{}",
+                timeline.render()
+            );
+        }
+        Ok(())
+    }
+
+    // ----- credentials -----------------------------------------------------------------------
+
+    /// No run-phase container's spec refers to the credentials Secret (env, envFrom, volumes).
+    pub fn expect_run_spec_has_no_credentials(&self) -> Check {
+        let spec = self.pod_spec()?;
+        let credential_volumes: Vec<String> = spec["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| mentions_secret(v, CREDENTIALS_SECRET))
+            .filter_map(|v| v["name"].as_str().map(str::to_owned))
+            .collect();
+        for name in &self.subject().profile.containers.run {
+            let container = find_container(&spec, name)
+                .ok_or_else(|| Failure(format!("no container `{name}` in the pod spec")))?;
+            ensure!(
+                !mentions_secret(&container["env"], CREDENTIALS_SECRET)
+                    && !mentions_secret(&container["envFrom"], CREDENTIALS_SECRET),
+                "run-phase container `{name}` takes backup credentials from the Secret {CREDENTIALS_SECRET} in its environment"
+            );
+            for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+                let volume = mount["name"].as_str().unwrap_or_default();
+                ensure!(
+                    !credential_volumes.iter().any(|v| v == volume),
+                    "run-phase container `{name}` mounts volume `{volume}`, which holds the backup credentials"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// No running run-phase process has a credential value in its environment.
+    pub async fn expect_run_processes_hold_no_credentials(&self, pod: &PodInfo) -> Check {
+        let secrets: Vec<String> = self.store.credentials().into_values().collect();
+        for name in &self.subject().profile.containers.run {
+            let env = self
+                .runtime()
+                .process_env(&self.ns, &pod.name, name)
+                .await
+                .with_context(|| format!("reading {name}'s environment"))?;
+            for (key, value) in env {
+                ensure!(
+                    !secrets.iter().any(|s| !s.is_empty() && value.contains(s.as_str())),
+                    "run-phase container `{name}` holds a backup credential in env var {key}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The maintenance containers mount the data volume read-only.
+    pub fn expect_maintenance_mounts_data_read_only(&self) -> Check {
+        let spec = self.pod_spec()?;
+        let volume = &self.subject().profile.data.volume;
+        for name in &self.subject().profile.containers.maintenance {
+            let container = find_container(&spec, name)
+                .ok_or_else(|| Failure(format!("no container `{name}` in the pod spec")))?;
+            for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+                if mount["name"] == volume.as_str() {
+                    ensure!(
+                        mount["readOnly"] == true,
+                        "maintenance container `{name}` mounts the data volume `{volume}` read-write (set readOnly: true)"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pod_spec(&self) -> Check<Value> {
+        let profile = &self.subject().profile;
+        let doc = self
+            .docs
+            .iter()
+            .find(|d| d["kind"] == profile.workload.kind.as_str() && d["metadata"]["name"] == profile.workload.name.as_str())
+            .ok_or_else(|| Failure("the workload is missing from the manifests".into()))?;
+        Ok(if profile.workload.kind == "Pod" {
+            doc["spec"].clone()
+        } else {
+            doc["spec"]["template"]["spec"].clone()
+        })
+    }
+
+    /// Saves logs and the timeline of the scenario's pods under the report directory.
+    async fn save_artefacts(&self) {
+        let dir = self.env.report_dir.join("artefacts").join(&self.ns);
+        let Ok(pods) = self.runtime().pods(&self.ns).await else {
+            return;
+        };
+        if std::fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        let roles = &self.subject().profile.containers;
+        for pod in pods {
+            if let Ok(timeline) = self.runtime().timeline(&self.ns, &pod.name).await {
+                let _ = std::fs::write(dir.join(format!("{}.timeline.txt", pod.name)), timeline.render());
+            }
+            for name in roles.restore.iter().chain(&roles.run).chain(&roles.maintenance) {
+                if let Ok(logs) = self.runtime().logs(&self.ns, &pod.name, name).await {
+                    let _ = std::fs::write(dir.join(format!("{}.{name}.log", pod.name)), logs);
+                }
+            }
+        }
+    }
+}
+
+/// Sets (or replaces) env vars on a container document.
+fn set_env(container: &mut Value, vars: &BTreeMap<String, String>) {
+    if vars.is_empty() {
+        return;
+    }
+    if !container["env"].is_array() {
+        container["env"] = json!([]);
+    }
+    let env = container["env"].as_array_mut().expect("just made an array");
+    for (name, value) in vars {
+        env.retain(|e| e["name"] != name.as_str());
+        env.push(json!({"name": name, "value": value}));
+    }
+}
+
+fn find_container<'v>(spec: &'v Value, name: &str) -> Option<&'v Value> {
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|list| spec[*list].as_array().into_iter().flatten())
+        .find(|c| c["name"] == name)
+}
+
+/// Whether a JSON subtree refers to the Secret `name` (secretKeyRef, secretRef, secret volume,
+/// projected secret source).
+fn mentions_secret(value: &Value, name: &str) -> bool {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let refers = match key.as_str() {
+                    "secretKeyRef" | "secretRef" => inner["name"] == name,
+                    "secret" => inner["secretName"] == name || inner["name"] == name,
+                    _ => false,
+                };
+                if refers || mentions_secret(inner, name) {
+                    return true;
+                }
+            }
+            false
+        }
+        Value::Array(items) => items.iter().any(|v| mentions_secret(v, name)),
+        _ => false,
+    }
+}
+
+/// The time encoded in a phasepod backup ID (`YYYYMMDDTHHMMSS.mmmZ`).
+pub fn backup_time(id: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%S%.3fZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// A task repeating an action until stopped, recording what failed.
+pub struct BackgroundProbe {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl BackgroundProbe {
+    fn spawn<F, Fut>(action: F, interval: Duration) -> Self
+    where
+        F: Fn(usize) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let (mut done, mut failures) = (0, Vec::new());
+            while !flag.load(Ordering::SeqCst) {
+                match action(done).await {
+                    Ok(()) => done += 1,
+                    Err(e) => failures.push(format!("{}: {e}", Utc::now().format("%H:%M:%S%.3f"))),
+                }
+                if !interval.is_zero() {
+                    tokio::time::sleep(interval).await;
+                }
+            }
+            (done, failures)
+        });
+        BackgroundProbe { stop, task }
+    }
+
+    /// Stops the probe and returns its failures.
+    pub async fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.map(|(_, f)| f).unwrap_or_else(|e| vec![e.to_string()])
+    }
+
+    /// Stops the probe; fails if any action failed, else returns how many succeeded.
+    pub async fn stop_checked(self) -> Check<usize> {
+        self.stop.store(true, Ordering::SeqCst);
+        let (done, failures) = self.task.await.map_err(|e| Failure(e.to_string()))?;
+        ensure!(failures.is_empty(), "{} request(s) failed: {failures:?}", failures.len());
+        Ok(done)
+    }
+}

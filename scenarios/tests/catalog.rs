@@ -1,0 +1,32 @@
+//! The whole catalog on the embedded local runtime against the reference subjects, once per
+//! backend: this is how CI users consume phasecheck.
+
+use harness::report::Outcome;
+use rstest::rstest;
+use scenarios::runner::{RunOptions, run_report};
+
+fn phasepod() -> Vec<String> {
+    vec![env!("CARGO_BIN_EXE_phasecheck").to_owned(), "phasepod".to_owned()]
+}
+
+#[rstest]
+#[case::s3("s3")]
+#[case::git("git")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reference_workload_passes_every_scenario(#[case] backend: &str) {
+    let options = RunOptions {
+        backends: vec![backend.parse().unwrap()],
+        phasepod: Some(phasepod()),
+        ..RunOptions::new()
+    };
+    let report = run_report(&options).await.expect("the run starts");
+    eprintln!("{}", report.summary_table());
+    let failed: Vec<_> = report
+        .scenarios
+        .iter()
+        .filter(|r| r.outcome != Outcome::Passed)
+        .map(|r| format!("{} {} {}: {}", r.id, r.subject, r.backend, r.message))
+        .collect();
+    assert!(failed.is_empty(), "failed scenarios:\n{}", failed.join("\n"));
+    assert_eq!(report.scenarios.len(), 2 * 18, "two reference subjects × 18 scenarios");
+}

@@ -1,0 +1,230 @@
+//! The `phasecheck` command line: listing, reports, exit codes, input errors and cleanup.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PHASECHECK: &str = env!("CARGO_BIN_EXE_phasecheck");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn phasecheck(args: &[&str], tmp: &Path) -> Output {
+    Command::new(PHASECHECK)
+        .args(args)
+        .current_dir(repo())
+        .env("TMPDIR", tmp)
+        .output()
+        .expect("phasecheck runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn list_prints_every_catalog_id_with_its_requirement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = phasecheck(&["list"], tmp.path());
+    assert!(output.status.success());
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(out.lines().count(), 18);
+    for id in ["INIT-1", "INIT-7", "RUN-2", "SEC-2", "MNT-6", "LIFE-1"] {
+        assert!(out.contains(id), "{id} missing from:\n{out}");
+    }
+    assert!(out.contains("restore-empty"));
+}
+
+#[test]
+fn a_run_writes_report_json_and_junit_xml_and_exits_zero_when_all_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reports = tmp.path().join("reports");
+    let output = phasecheck(
+        &[
+            "run",
+            "--scenario",
+            "INIT-1",
+            "--backend",
+            "s3",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("2 passed, 0 failed, 0 skipped in"), "{all}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.join("report.json")).unwrap()).unwrap();
+    let entries = report["scenarios"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "one entry per reference subject");
+    assert!(entries.iter().all(|e| e["outcome"] == "passed" && e["backend"] == "s3"));
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(junit.contains("INIT-1 restore-empty"), "{junit}");
+}
+
+fn expect_input_error(args: &[&str], needles: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = phasecheck(args, tmp.path());
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    for needle in needles {
+        assert!(all.contains(needle), "`{needle}` missing from:\n{all}");
+    }
+}
+
+fn write_subject(dir: &Path, profile_edit: impl Fn(String) -> String) -> PathBuf {
+    let reference = repo().join("fixtures/subjects/phasepod.yaml");
+    let text = std::fs::read_to_string(&reference).unwrap().replace(
+        "manifests/",
+        &format!("{}/fixtures/subjects/manifests/", repo().display()),
+    );
+    let path = dir.join("subject.yaml");
+    std::fs::write(&path, profile_edit(text)).unwrap();
+    path
+}
+
+#[test]
+fn a_malformed_subject_file_is_an_input_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_subject(dir.path(), |t| t.replace("workload: {", "workload: {{{"));
+    expect_input_error(
+        &["run", "--subject", path.to_str().unwrap()],
+        &["subject.yaml"],
+    );
+}
+
+#[test]
+fn an_unknown_field_in_a_subject_is_an_input_error_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_subject(dir.path(), |t| format!("{t}retries: 3\n"));
+    expect_input_error(
+        &["run", "--subject", path.to_str().unwrap()],
+        &["subject.yaml", "retries"],
+    );
+}
+
+#[test]
+fn an_unknown_scenario_id_is_an_input_error() {
+    expect_input_error(&["run", "--scenario", "INIT-99"], &["INIT-99", "phasecheck list"]);
+}
+
+#[test]
+fn an_image_without_a_host_command_is_an_input_error_naming_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_subject(dir.path(), |t| {
+        t.replace("phasecheck/phasepod:dev: {builtin: phasepod}", "other/image:1: {builtin: phasepod}")
+    });
+    expect_input_error(
+        &["run", "--subject", path.to_str().unwrap()],
+        &["subject.yaml", "images", "phasecheck/phasepod:dev"],
+    );
+}
+
+#[test]
+fn the_kind_runtime_without_kind_installed_says_what_to_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = Command::new(PHASECHECK)
+        .args(["run", "--runtime", "kind"])
+        .current_dir(repo())
+        .env("PATH", tmp.path())
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(all.contains("install kind"), "{all}");
+}
+
+/// Processes whose environment or command line mentions `marker`.
+fn processes_mentioning(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        for file in ["cmdline", "environ"] {
+            if let Ok(bytes) = std::fs::read(entry.path().join(file))
+                && String::from_utf8_lossy(&bytes).contains(marker)
+            {
+                let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                found.push(format!("{pid}: {}", String::from_utf8_lossy(&cmd).replace('\0', " ")));
+                break;
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn an_interrupted_run_leaves_no_process_and_no_temporary_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().to_str().unwrap().to_owned();
+    let mut child = Command::new(PHASECHECK)
+        .args(["run", "--scenario", "MNT-*", "--report-dir"])
+        .arg(tmp.path().join("reports"))
+        .current_dir(repo())
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Interrupt once workload processes (children started with TMPDIR) are running.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processes_mentioning(&marker)
+        .iter()
+        .filter(|p| p.contains(" phasepod "))
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "no workload process started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let left = processes_mentioning(&marker);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    let entries: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "reports")
+        .collect();
+    assert!(entries.is_empty(), "temporary files left behind: {entries:?}");
+}
+
+#[test]
+fn a_finished_run_leaves_no_process_and_no_temporary_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = phasecheck(
+        &[
+            "run",
+            "--scenario",
+            "RUN-1",
+            "--report-dir",
+            tmp.path().join("reports").to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let left = processes_mentioning(tmp.path().to_str().unwrap());
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    let entries: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "reports")
+        .collect();
+    assert!(entries.is_empty(), "temporary files left behind: {entries:?}");
+}
