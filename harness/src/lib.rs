@@ -6,5 +6,9 @@
 pub mod app;
 pub mod dataset;
 pub mod faults;
+pub mod image;
+pub mod kind_config;
 pub mod report;
+pub mod runtime;
+pub mod services;
 pub mod subject;

@@ -1,0 +1,108 @@
+//! [`LocalRuntime`] as a [`Runtime`]: every method delegates to the inherent one.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Error, LocalRuntime, Result};
+use crate::runtime::objects::Object;
+use crate::runtime::timeline::Timeline;
+use crate::runtime::{ExecOutput, PodInfo, Runtime};
+
+impl Runtime for LocalRuntime {
+    type Error = Error;
+
+    async fn create_namespace(&self, ns: &str) -> Result<()> {
+        LocalRuntime::create_namespace(self, ns).await
+    }
+
+    async fn apply(&self, ns: &str, objects: Vec<Object>) -> Result<()> {
+        LocalRuntime::apply(self, ns, objects).await
+    }
+
+    async fn pods(&self, ns: &str) -> Result<Vec<PodInfo>> {
+        LocalRuntime::pods(self, ns).await
+    }
+
+    async fn wait_for_pod(
+        &self,
+        ns: &str,
+        owner_or_pod_name: &str,
+        cond: impl Fn(&PodInfo) -> bool + Send,
+        timeout: Duration,
+    ) -> Result<PodInfo> {
+        LocalRuntime::wait_for_pod(self, ns, owner_or_pod_name, cond, timeout).await
+    }
+
+    async fn timeline(&self, ns: &str, pod: &str) -> Result<Timeline> {
+        LocalRuntime::timeline(self, ns, pod).await
+    }
+
+    async fn wait_for_timeline(
+        &self,
+        ns: &str,
+        pod: &str,
+        cond: impl Fn(&Timeline) -> bool + Send,
+        timeout: Duration,
+    ) -> Result<Timeline> {
+        LocalRuntime::wait_for_timeline(self, ns, pod, cond, timeout).await
+    }
+
+    async fn watch_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        LocalRuntime::watch_log(self, ns, pod, container, needle, timeout).await
+    }
+
+    async fn logs(&self, ns: &str, pod: &str, container: &str) -> Result<String> {
+        LocalRuntime::logs(self, ns, pod, container).await
+    }
+
+    async fn exec(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput> {
+        LocalRuntime::exec(self, ns, pod, container, argv).await
+    }
+
+    async fn process_env(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        LocalRuntime::process_env(self, ns, pod, container).await
+    }
+
+    async fn kill_container(&self, ns: &str, pod: &str, container: &str) -> Result<()> {
+        LocalRuntime::kill_container(self, ns, pod, container).await
+    }
+
+    async fn delete_pod(&self, ns: &str, pod: &str) -> Result<()> {
+        LocalRuntime::delete_pod(self, ns, pod).await
+    }
+
+    async fn scale(&self, ns: &str, workload: &str, replicas: u32) -> Result<()> {
+        LocalRuntime::scale(self, ns, workload, replicas).await
+    }
+
+    fn pvc_path(&self, ns: &str, claim: &str) -> Result<PathBuf> {
+        LocalRuntime::pvc_path(self, ns, claim)
+    }
+
+    async fn delete_namespace(&self, ns: &str) -> Result<()> {
+        LocalRuntime::delete_namespace(self, ns).await
+    }
+
+    async fn shutdown(&self) {
+        LocalRuntime::shutdown(self).await
+    }
+}

@@ -1,0 +1,647 @@
+//! The embedded runtime: Kubernetes pod specs run as host processes.
+//!
+//! [`LocalRuntime`] needs no cluster, no container engine and no images. It reads the pod spec
+//! of a `Pod`, `Deployment` or `StatefulSet` and does what a kubelet would, with host processes
+//! standing in for containers and host directories standing in for volumes. Images map to host
+//! commands through an [`ImageMap`] (the subject profile's `images:`). It is the default runtime
+//! of phasecheck and the one every scenario is developed against; the real-cluster runtimes
+//! implement the same [`Runtime`](crate::runtime::Runtime) trait.
+//!
+//! # What it does like Kubernetes
+//!
+//! - **Init containers** run one at a time, in order. One with `restartPolicy: Always` is a
+//!   *native sidecar*: started and not awaited (the next init container starts once it runs and
+//!   its `startupProbe`, if any, passed — readiness does not gate, as in Kubernetes), restarted
+//!   whenever it exits, stopped after the regular containers when the pod ends. A failing init
+//!   container is retried under `restartPolicy` `Always`/`OnFailure` and fails the pod under
+//!   `Never`. Then all regular containers start together.
+//! - **Restarts** follow `restartPolicy` with capped exponential back-off (CrashLoopBackOff), by
+//!   default 200 ms doubling up to 2 s instead of Kubernetes' 10 s up to 5 min (see
+//!   [`LocalRuntimeBuilder::with_backoff`]); a run lasting twice the cap resets it. Every run is
+//!   recorded in the pod's [`Timeline`].
+//! - **Command line**: `command` replaces the image's entrypoint, `args` its default arguments;
+//!   `$(VAR)` in `command`, `args` and env values expands from the container's env.
+//! - **Environment**: `value`, `valueFrom` `secretKeyRef`/`configMapKeyRef` (`optional`
+//!   honoured) and `fieldRef` (`metadata.name`, `.namespace`, `.uid`, `.labels['k']`,
+//!   `.annotations['k']`, `spec.nodeName`, `spec.serviceAccountName`, `status.podIP`,
+//!   `status.hostIP`), and `envFrom` `configMapRef`/`secretRef` (with `prefix`). A missing
+//!   Secret, ConfigMap or key leaves the container waiting with `CreateContainerConfigError` in
+//!   the timeline (the pod stays Pending/Initializing) until a later `apply` provides it. A
+//!   process gets **only** that environment plus `PATH` (the harness's, unless the spec sets
+//!   one) and `HOME` (the pod's directory): nothing of the harness's own environment leaks in.
+//! - **Volumes**: `emptyDir` (per pod, removed with it), `persistentVolumeClaim` (a directory per
+//!   claim that outlives pods; the claim must be applied first, or be a StatefulSet
+//!   `volumeClaimTemplate`), `secret`, `configMap` and `projected` from those two (files with
+//!   the decoded values; `items` and modes honoured as far as the host allows), `subPath`. A
+//!   volume whose Secret or ConfigMap is missing keeps the pod Pending until it appears.
+//! - **Probes**: `startupProbe`, `readinessProbe`, `livenessProbe` with `httpGet` (HTTP, to the
+//!   pod's address), `tcpSocket` and `exec`, with `initialDelaySeconds`, `periodSeconds`,
+//!   `timeoutSeconds`, `successThreshold`, `failureThreshold`. A failed startup or liveness
+//!   probe stops the container (SIGTERM, SIGKILL after the grace period) and the restart rules
+//!   apply. The pod is ready when every regular container and native sidecar runs and passes its
+//!   readiness probe.
+//! - **Networking**: every pod gets its own loopback address from 127.10.0.0/16 (all of
+//!   127.0.0.0/8 is loopback on Linux), shown as `status.podIP` and [`PodInfo::ip`]. Addresses
+//!   are unique among the live pods of all runtimes in the process; pods never fight over ports.
+//! - **Workloads**: a Deployment or StatefulSet with 0 or 1 replicas keeps one pod from its
+//!   template. A deleted Deployment pod is replaced at once by a pod with a new name; a
+//!   StatefulSet pod (`<name>-0`, same name, new UID) once the old one is gone. A changed
+//!   template replaces the pod (strategy `Recreate`: after the old pod is gone).
+//! - **Deletion**: SIGTERM to every process group, SIGKILL after the grace period
+//!   (`terminationGracePeriodSeconds`, at most the runtime's, default 5 s); regular containers
+//!   first, then native sidecars in reverse order.
+//!
+//! # Paths: mounts by rewriting
+//!
+//! A host process cannot see `/data`. Each volume is a host directory, and the runtime rewrites
+//! every **env value** and every **`command`/`args` element** (after `$(VAR)` expansion) that
+//! equals a container's `mountPath` or starts with `mountPath/` to the host directory behind it,
+//! longest mount path first. `DATA_DIR=/data` becomes `DATA_DIR=/tmp/…/pvc/data`, `--config
+//! /etc/app/app.yaml` points into the ConfigMap's directory. The working directory is
+//! `workingDir` rewritten the same way (or taken as is if it exists on the host), else the pod's
+//! directory. [`LocalRuntime::exec`] rewrites its argv the same way. Paths inside file contents,
+//! inside longer strings (`--data=/data`, `PATH`-like lists) or computed by the program are not
+//! rewritten: a workload under test must take its paths from env or arguments.
+//!
+//! # Fidelity limits
+//!
+//! - No isolation: processes run as the harness's user, see the host file system, network and
+//!   each other. No image contents: `command` names a host program. No users, capabilities or
+//!   `securityContext`; no cgroups, so no `resources` limits and no OOM kills.
+//! - `readOnly` mounts are recorded ([`LocalRuntime::mounts`]) but **not enforced**: a
+//!   container can write to a volume it mounts read-only. Check the spec for that (SEC-2).
+//! - Secret and ConfigMap volumes are written when the pod starts and not refreshed.
+//! - A process that leaves its process group (`setsid`, daemons) escapes the kill of its
+//!   container and its pod.
+//! - No `lifecycle` hooks, gRPC probes, `hostNetwork`, `resourceFieldRef`, `subPathExpr` or
+//!   other volume kinds: such manifests are rejected with the field named, rather than run
+//!   differently. Services are accepted and recorded, and do nothing (no DNS, no proxying):
+//!   address pods by [`PodInfo::ip`].
+//! - `HOSTNAME` and the Kubernetes service variables are not set.
+//! - Timestamps are wall-clock milliseconds; events within a millisecond compare equal.
+//!
+//! # Files
+//!
+//! Under the root (a temporary directory removed on drop, unless
+//! [`LocalRuntimeBuilder::with_root`]): `<ns>/pvc/<claim>/` and `<ns>/pods/<pod>/` (with
+//! `volumes/<volume>/` and `logs/<container>/<run>.log`, stdout and stderr interleaved line by
+//! line). [`LocalRuntimeBuilder::with_log_dir`] moves logs to `<dir>/<ns>/<pod>/<container>/`,
+//! where they outlive the namespace.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::timeline::Timeline;
+use super::{ExecOutput, PodInfo};
+
+mod apply;
+mod as_runtime;
+mod builder;
+mod container;
+mod error;
+mod images;
+mod kubelet;
+mod launch;
+mod logs;
+mod namespace;
+mod net;
+mod node;
+mod pod;
+mod probe;
+mod process;
+mod validate;
+mod volumes;
+
+pub use builder::LocalRuntimeBuilder;
+pub use error::{Error, Result};
+pub use images::{ImageCommand, ImageMap};
+pub use launch::Mount;
+
+use apply::check_name;
+use namespace::{Namespace, NsPhase};
+use node::Node;
+use pod::{ContainerError, Pod};
+
+/// How long a pod may take to stop beyond its grace period before a wait gives up.
+const STOP_SLACK: Duration = Duration::from_secs(30);
+
+/// The embedded runtime; see the [module docs](self).
+///
+/// Dropping it SIGKILLs every process it started (best effort, synchronously) and removes its
+/// files; [`LocalRuntime::shutdown`] does the same and waits.
+pub struct LocalRuntime {
+    root: PathBuf,
+    tempdir: Mutex<Option<tempfile::TempDir>>,
+    node: Arc<Node>,
+    namespaces: Mutex<BTreeMap<String, Arc<Namespace>>>,
+}
+
+impl std::fmt::Debug for LocalRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRuntime")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalRuntime {
+    /// A builder with working defaults.
+    pub fn builder() -> LocalRuntimeBuilder {
+        LocalRuntimeBuilder::default()
+    }
+
+    /// The directory holding the runtime's namespaces.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    /// The directory of namespace `ns` (whether or not it exists).
+    pub fn namespace_dir(&self, ns: &str) -> PathBuf {
+        self.root.join(ns)
+    }
+
+    fn namespace(&self, ns: &str) -> Result<Arc<Namespace>> {
+        self.namespaces
+            .lock()
+            .expect("runtime lock")
+            .get(ns)
+            .cloned()
+            .ok_or_else(|| Error::NoNamespace { ns: ns.to_owned() })
+    }
+
+    fn pod(&self, ns: &str, pod: &str) -> Result<Arc<Pod>> {
+        let namespace = self.namespace(ns)?;
+        let state = namespace.lock();
+        state.pods.get(pod).cloned().ok_or_else(|| Error::NoPod {
+            ns: ns.to_owned(),
+            pod: pod.to_owned(),
+            known: state.pods.keys().cloned().collect(),
+        })
+    }
+
+    fn container(&self, ns: &str, pod: &str, container: &str) -> Result<(Arc<Pod>, usize)> {
+        let p = self.pod(ns, pod)?;
+        match p.container_index(container) {
+            Some(idx) => Ok((p, idx)),
+            None => Err(Error::NoContainer {
+                ns: ns.to_owned(),
+                pod: pod.to_owned(),
+                container: container.to_owned(),
+                known: p.container_names(),
+            }),
+        }
+    }
+
+    fn container_error(ns: &str, pod: &str, container: &str, e: ContainerError) -> Error {
+        match e {
+            ContainerError::NotRunning => Error::NotRunning {
+                ns: ns.to_owned(),
+                pod: pod.to_owned(),
+                container: container.to_owned(),
+            },
+            ContainerError::Io(source) => Error::Io {
+                what: format!("inspecting container {container} of pod {ns}/{pod}"),
+                path: PathBuf::from("/proc"),
+                source,
+            },
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.node.procs.is_closed() {
+            Err(Error::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Creates an empty namespace.
+    pub async fn create_namespace(&self, ns: &str) -> Result<()> {
+        self.check_open()?;
+        check_name("namespace", ns, false)?;
+        let mut namespaces = self.namespaces.lock().expect("runtime lock");
+        if namespaces.contains_key(ns) {
+            return Err(Error::NamespaceExists { ns: ns.to_owned() });
+        }
+        let dir = self.namespace_dir(ns);
+        for sub in ["pvc", "pods"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|source| Error::Io {
+                what: format!("creating namespace {ns}"),
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        namespaces.insert(
+            ns.to_owned(),
+            Arc::new(Namespace::new(ns.to_owned(), dir, self.node.clone())),
+        );
+        Ok(())
+    }
+
+    /// The pods of `ns`, oldest first.
+    pub async fn pods(&self, ns: &str) -> Result<Vec<PodInfo>> {
+        let namespace = self.namespace(ns)?;
+        let mut pods: Vec<Arc<Pod>> = namespace.lock().pods.values().cloned().collect();
+        pods.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.name.cmp(&b.name)));
+        Ok(pods.iter().map(|p| p.info()).collect())
+    }
+
+    /// Pods named `key` or owned by workload `key`: live before terminating, newest first.
+    fn candidates(namespace: &Namespace, key: &str) -> Vec<Arc<Pod>> {
+        let mut pods: Vec<Arc<Pod>> = namespace
+            .lock()
+            .pods
+            .values()
+            .filter(|p| p.name == key || p.owner_name() == Some(key))
+            .cloned()
+            .collect();
+        pods.sort_by_key(|p| (p.is_terminating(), Reverse(p.created_at), p.name.clone()));
+        pods
+    }
+
+    /// Waits until a pod named `owner_or_pod_name`, or owned by the Deployment/StatefulSet of
+    /// that name, meets `cond`. On timeout the error shows the candidates' timelines.
+    pub async fn wait_for_pod(
+        &self,
+        ns: &str,
+        owner_or_pod_name: &str,
+        cond: impl Fn(&PodInfo) -> bool + Send,
+        timeout: Duration,
+    ) -> Result<PodInfo> {
+        let namespace = self.namespace(ns)?;
+        let mut found = None;
+        let (slot, ns_ref) = (&mut found, &namespace);
+        // NB: `cond` moves into the closure: it is `Send`, not necessarily `Sync`.
+        let wait = self.node.wait_until(move || {
+            *slot = Self::candidates(ns_ref, owner_or_pod_name)
+                .iter()
+                .map(|p| p.info())
+                .find(|info| cond(info));
+            slot.is_some()
+        });
+        let timed_out = tokio::time::timeout(timeout, wait).await.is_err();
+        match found {
+            Some(info) if !timed_out => Ok(info),
+            _ => {
+                let pods = Self::candidates(&namespace, owner_or_pod_name);
+                let state = if pods.is_empty() {
+                    let all: Vec<String> = namespace.lock().pods.keys().cloned().collect();
+                    format!(
+                        "no pod is named or owned by `{owner_or_pod_name}` (pods in {ns}: {})",
+                        if all.is_empty() {
+                            "none".into()
+                        } else {
+                            all.join(", ")
+                        }
+                    )
+                } else {
+                    pods.iter()
+                        .map(|p| p.timeline().render())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                Err(Error::Timeout {
+                    what: format!("pod `{owner_or_pod_name}` in {ns} to meet the condition"),
+                    timeout,
+                    state,
+                })
+            }
+        }
+    }
+
+    /// The pod's timeline.
+    pub async fn timeline(&self, ns: &str, pod: &str) -> Result<Timeline> {
+        Ok(self.pod(ns, pod)?.timeline())
+    }
+
+    /// Waits until the pod's timeline meets `cond` (e.g. a container has run twice); returns
+    /// that timeline. On timeout the error shows the last one.
+    pub async fn wait_for_timeline(
+        &self,
+        ns: &str,
+        pod: &str,
+        cond: impl Fn(&Timeline) -> bool + Send,
+        timeout: Duration,
+    ) -> Result<Timeline> {
+        let p = self.pod(ns, pod)?;
+        let mut last = p.timeline();
+        let (slot, pod_ref) = (&mut last, &p);
+        let wait = self.node.wait_until(move || {
+            *slot = pod_ref.timeline();
+            cond(slot)
+        });
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(()) => Ok(last),
+            Err(_) => Err(Error::Timeout {
+                what: format!("the timeline of pod {ns}/{pod} to meet the condition"),
+                timeout,
+                state: p.timeline().render(),
+            }),
+        }
+    }
+
+    /// Resolves once `container` of `pod` logs, or has logged in any run, a line containing
+    /// `needle`.
+    pub async fn watch_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let (p, idx) = self.container(ns, pod, container)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let logs = &p.containers[idx].logs;
+        let io = |source| Error::Io {
+            what: format!("reading the logs of {container} in {ns}/{pod}"),
+            path: p.dir.clone(),
+            source,
+        };
+        if logs.wait_for_line(needle, deadline).await.map_err(io)? {
+            return Ok(());
+        }
+        let text = logs.read_all().map_err(io)?;
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Err(Error::Timeout {
+            what: format!(
+                "container {container} of {ns}/{pod} to log a line containing {needle:?}"
+            ),
+            timeout,
+            state: format!(
+                "{}last lines of {container}:\n{}",
+                p.timeline().render(),
+                tail.join("\n")
+            ),
+        })
+    }
+
+    /// Everything `container` of `pod` logged, earlier runs first.
+    pub async fn logs(&self, ns: &str, pod: &str, container: &str) -> Result<String> {
+        let (p, idx) = self.container(ns, pod, container)?;
+        p.containers[idx]
+            .logs
+            .read_all()
+            .map_err(|source| Error::Io {
+                what: format!("reading the logs of {container} in {ns}/{pod}"),
+                path: p.dir.clone(),
+                source,
+            })
+    }
+
+    /// Runs `argv` on the host with the running container's environment, working directory and
+    /// mount-path rewriting (of each argument).
+    pub async fn exec(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput> {
+        let (p, idx) = self.container(ns, pod, container)?;
+        p.exec(idx, argv).await.map_err(|e| match e {
+            ContainerError::Io(source) => Error::Exec {
+                argv: argv.to_vec(),
+                container: container.to_owned(),
+                source,
+            },
+            e => Self::container_error(ns, pod, container, e),
+        })
+    }
+
+    /// The environment of the running container's main process (from `/proc/<pid>/environ`).
+    pub async fn process_env(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        let (p, idx) = self.container(ns, pod, container)?;
+        p.process_env(idx)
+            .await
+            .map_err(|e| Self::container_error(ns, pod, container, e))
+    }
+
+    /// The container's mounts and the host directories behind them (`readOnly` is recorded
+    /// here, not enforced). Empty until the pod's volumes are set up.
+    pub async fn mounts(&self, ns: &str, pod: &str, container: &str) -> Result<Vec<Mount>> {
+        let (p, idx) = self.container(ns, pod, container)?;
+        Ok(p.mounts(idx))
+    }
+
+    /// SIGKILLs the container's process group; the pod's restart rules then apply.
+    pub async fn kill_container(&self, ns: &str, pod: &str, container: &str) -> Result<()> {
+        let (p, idx) = self.container(ns, pod, container)?;
+        p.kill(idx, "killed by kill_container (SIGKILL)")
+            .map_err(|e| Self::container_error(ns, pod, container, e))
+    }
+
+    /// Deletes the pod: SIGTERM, SIGKILL after the grace period, emptyDirs removed. Returns once
+    /// it is gone (like `kubectl delete pod`); its owner, if any, replaces it meanwhile.
+    pub async fn delete_pod(&self, ns: &str, pod: &str) -> Result<()> {
+        let namespace = self.namespace(ns)?;
+        let p = self.pod(ns, pod)?;
+        p.request_termination(false);
+        namespace.reconcile(&mut namespace.lock());
+        self.wait_gone(&[p], &format!("pod {ns}/{pod} to be deleted"))
+            .await
+    }
+
+    /// Waits until every pod in `pods` has stopped.
+    async fn wait_gone(&self, pods: &[Arc<Pod>], what: &str) -> Result<()> {
+        let grace = pods.iter().map(|p| p.grace()).max().unwrap_or_default();
+        let timeout = grace + STOP_SLACK;
+        let wait = self
+            .node
+            .wait_until(|| pods.iter().all(|p| *p.gone.borrow()));
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| Error::Timeout {
+                what: what.to_owned(),
+                timeout,
+                state: pods
+                    .iter()
+                    .map(|p| p.timeline().render())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            })
+    }
+
+    /// Sets the replicas (0 or 1) of Deployment or StatefulSet `workload`. Scaling to 0 returns
+    /// once its pod's processes are gone.
+    pub async fn scale(&self, ns: &str, workload: &str, replicas: u32) -> Result<()> {
+        self.check_open()?;
+        let namespace = self.namespace(ns)?;
+        if replicas > 1 {
+            return Err(Error::Invalid {
+                object: format!("workload {workload}"),
+                problem: format!("{replicas} replicas: the local runtime runs 0 or 1"),
+            });
+        }
+        let retiring: Vec<Arc<Pod>> = {
+            let mut state = namespace.lock();
+            let known: Vec<String> = state.workloads.keys().cloned().collect();
+            let Some(w) = state.workloads.get_mut(workload) else {
+                return Err(Error::NoWorkload {
+                    ns: ns.to_owned(),
+                    name: workload.to_owned(),
+                    known,
+                });
+            };
+            w.replicas = replicas;
+            namespace.reconcile(&mut state);
+            state
+                .pods
+                .values()
+                .filter(|p| p.owner_name() == Some(workload) && p.is_terminating())
+                .cloned()
+                .collect()
+        };
+        if replicas == 0 {
+            self.wait_gone(&retiring, &format!("the pods of {ns}/{workload} to stop"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The host directory behind claim `claim` of `ns`; it outlives pods.
+    pub fn pvc_path(&self, ns: &str, claim: &str) -> Result<PathBuf> {
+        let namespace = self.namespace(ns)?;
+        let state = namespace.lock();
+        state
+            .claims
+            .get(claim)
+            .cloned()
+            .ok_or_else(|| Error::NoClaim {
+                object: format!("namespace {ns}"),
+                claim: claim.to_owned(),
+                known: state.claims.keys().cloned().collect(),
+            })
+    }
+
+    /// Stops every pod of `ns` and keeps its files (volumes, logs) and its timelines for
+    /// inspection; no pod is replaced. [`Self::delete_namespace`] still removes it later; the
+    /// files outlive [`Self::shutdown`] and drop.
+    pub async fn stop_namespace(&self, ns: &str) {
+        let Ok(namespace) = self.namespace(ns) else {
+            return;
+        };
+        let pods: Vec<Arc<Pod>> = {
+            let mut state = namespace.lock();
+            state.phase = NsPhase::Stopped;
+            state.pods.values().cloned().collect()
+        };
+        for p in &pods {
+            p.request_termination(true);
+        }
+        if let Err(e) = self
+            .wait_gone(&pods, &format!("the pods of {ns} to stop"))
+            .await
+        {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// Kills everything in `ns` (SIGTERM, then SIGKILL after the grace period), waits, and
+    /// removes its directory.
+    pub async fn delete_namespace(&self, ns: &str) -> Result<()> {
+        let namespace = self
+            .namespaces
+            .lock()
+            .expect("runtime lock")
+            .remove(ns)
+            .ok_or_else(|| Error::NoNamespace { ns: ns.to_owned() })?;
+        let pods: Vec<Arc<Pod>> = {
+            let mut state = namespace.lock();
+            state.phase = NsPhase::Deleting;
+            state.pods.values().cloned().collect()
+        };
+        for p in &pods {
+            p.request_termination(false);
+        }
+        self.wait_gone(&pods, &format!("the pods of {ns} to stop"))
+            .await?;
+        remove_dir(&namespace.dir)
+    }
+
+    /// SIGKILLs every process of every namespace, waits until they are gone and removes the
+    /// files of every namespace not stopped with [`Self::stop_namespace`]. The runtime refuses
+    /// new work afterwards.
+    pub async fn shutdown(&self) {
+        self.node.procs.close_and_kill();
+        let namespaces: Vec<Arc<Namespace>> = self
+            .namespaces
+            .lock()
+            .expect("runtime lock")
+            .values()
+            .cloned()
+            .collect();
+        let mut pods = Vec::new();
+        for namespace in &namespaces {
+            let mut state = namespace.lock();
+            let keep = state.phase == NsPhase::Stopped;
+            if !keep {
+                state.phase = NsPhase::Deleting;
+            }
+            for p in state.pods.values() {
+                p.request_termination(keep);
+                pods.push(p.clone());
+            }
+        }
+        if let Err(e) = self.wait_gone(&pods, "every pod to stop").await {
+            tracing::warn!("{e}");
+        }
+        let mut map = self.namespaces.lock().expect("runtime lock");
+        for namespace in namespaces {
+            if namespace.lock().phase != NsPhase::Stopped {
+                let _ = remove_dir(&namespace.dir);
+                map.remove(&namespace.name);
+            }
+        }
+    }
+}
+
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        self.node.procs.close_and_kill();
+        let mut kept = false;
+        if let Ok(namespaces) = self.namespaces.lock() {
+            for namespace in namespaces.values() {
+                let Some(state) = namespace.lock_for_drop() else {
+                    continue;
+                };
+                let keep = state.phase == NsPhase::Stopped;
+                kept |= keep;
+                for p in state.pods.values() {
+                    p.request_termination(keep);
+                }
+                drop(state);
+                if !keep {
+                    let _ = std::fs::remove_dir_all(&namespace.dir);
+                }
+            }
+        }
+        if kept
+            && let Ok(mut tempdir) = self.tempdir.lock()
+            && let Some(dir) = tempdir.take()
+        {
+            let path = dir.keep();
+            tracing::info!("kept stopped namespaces under {}", path.display());
+        }
+    }
+}
+
+fn remove_dir(dir: &std::path::Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+            what: "removing a namespace's directory".into(),
+            path: dir.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}

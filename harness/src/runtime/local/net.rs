@@ -1,0 +1,97 @@
+//! Pod addresses: one loopback address per pod.
+//!
+//! Linux routes all of 127.0.0.0/8 to the loopback interface, so every pod can listen on its own
+//! address and the same port without a clash. Addresses come from 127.10.0.0/16, one pool per
+//! process shared by every runtime in it (tests run runtimes side by side), starting at a random
+//! place so that two processes rarely hand out the same address at the same time. An address is
+//! not handed out again while its pod lives.
+
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hasher};
+use std::net::Ipv4Addr;
+use std::sync::{Mutex, OnceLock};
+
+/// Addresses per pool: 127.10.0.0/16 minus the `.0` and `.255` hosts of each /24.
+const POOL: u32 = 256 * 254;
+
+struct Pool {
+    next: u32,
+    taken: BTreeSet<u32>,
+}
+
+fn pool() -> &'static Mutex<Pool> {
+    static POOL_STATE: OnceLock<Mutex<Pool>> = OnceLock::new();
+    POOL_STATE.get_or_init(|| {
+        Mutex::new(Pool {
+            next: (random_u64() % u64::from(POOL)) as u32,
+            taken: BTreeSet::new(),
+        })
+    })
+}
+
+fn address(slot: u32) -> Ipv4Addr {
+    Ipv4Addr::new(127, 10, (slot / 254) as u8, (slot % 254 + 1) as u8)
+}
+
+/// A pod's address, returned to the pool on drop.
+#[derive(Debug)]
+pub(super) struct PodIp {
+    slot: u32,
+}
+
+impl PodIp {
+    /// Takes a free address; `None` if all 65 024 are in use.
+    pub(super) fn allocate() -> Option<PodIp> {
+        let mut pool = pool().lock().expect("ip pool lock");
+        for _ in 0..POOL {
+            let slot = pool.next;
+            pool.next = (pool.next + 1) % POOL;
+            if pool.taken.insert(slot) {
+                return Some(PodIp { slot });
+            }
+        }
+        None
+    }
+
+    /// The address.
+    pub(super) fn addr(&self) -> Ipv4Addr {
+        address(self.slot)
+    }
+}
+
+impl Drop for PodIp {
+    fn drop(&mut self) {
+        if let Ok(mut pool) = pool().lock() {
+            pool.taken.remove(&self.slot);
+        }
+    }
+}
+
+/// A random number from the standard library's hasher keys (no extra dependency).
+pub(super) fn random_u64() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_addresses_are_distinct_loopback_addresses() {
+        let a = PodIp::allocate().unwrap();
+        let b = PodIp::allocate().unwrap();
+        assert_ne!(a.addr(), b.addr());
+        for ip in [a.addr(), b.addr()] {
+            assert!(ip.is_loopback());
+            assert_eq!(ip.octets()[1], 10);
+            assert!(ip.octets()[3] != 0 && ip.octets()[3] != 255);
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Runtimes: where phased pods run.
+//!
+//! A runtime applies Kubernetes manifests into an isolated namespace and lets a scenario watch,
+//! poke and inspect the pods it creates: their status, a [`timeline::Timeline`] of every
+//! container run, logs, exec, killing containers, deleting pods and reaching the files behind a
+//! persistent volume claim. [`Runtime`] is that contract; [`local::LocalRuntime`] is the embedded
+//! implementation that runs pod specs as host processes. Runtimes backed by a real cluster
+//! implement the same trait.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod local;
+pub mod objects;
+pub mod timeline;
+
+/// What a runtime reports about one pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodInfo {
+    /// `metadata.name`.
+    pub name: String,
+    /// `status.podIP`.
+    pub ip: Ipv4Addr,
+    /// Where the pod is in its life.
+    pub phase: PodPhase,
+    /// Whether every regular container runs and passes its readiness probe.
+    pub ready: bool,
+    /// `metadata.uid`: differs between two pods of the same name.
+    pub uid: String,
+}
+
+/// A pod's phase, a little finer than Kubernetes' `status.phase`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PodPhase {
+    /// Accepted, nothing started yet (or waiting for a volume's Secret or ConfigMap).
+    Pending,
+    /// Init containers are running (Kubernetes says `Pending`, kubectl `Init:n/m`).
+    Initializing,
+    /// The regular containers have been started.
+    Running,
+    /// Every regular container terminated with exit 0 and will not be restarted.
+    Succeeded,
+    /// A container terminated with a failure and will not be restarted.
+    Failed,
+    /// Deletion was requested; containers are being stopped.
+    Terminating,
+}
+
+impl PodPhase {
+    /// The phase's name as Kubernetes and kubectl spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodPhase::Pending => "Pending",
+            PodPhase::Initializing => "Initializing",
+            PodPhase::Running => "Running",
+            PodPhase::Succeeded => "Succeeded",
+            PodPhase::Failed => "Failed",
+            PodPhase::Terminating => "Terminating",
+        }
+    }
+}
+
+impl fmt::Display for PodPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of running a command in a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// The exit code (a signal `n` is `128 + n`).
+    pub exit_code: i32,
+    /// Standard output (invalid UTF-8 replaced).
+    pub stdout: String,
+    /// Standard error (invalid UTF-8 replaced).
+    pub stderr: String,
+}
+
+/// What scenarios need from a place that runs pods.
+///
+/// Meant for generic use (`fn f(rt: &impl Runtime)`), not `dyn`. Every future is `Send`, so a
+/// scenario may spawn work that uses the runtime.
+pub trait Runtime: Send + Sync {
+    /// The runtime's error.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Creates an empty namespace.
+    fn create_namespace(&self, ns: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Creates or updates `objects` in `ns`.
+    fn apply(
+        &self,
+        ns: &str,
+        objects: Vec<objects::Object>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The pods in `ns`, oldest first.
+    fn pods(&self, ns: &str) -> impl Future<Output = Result<Vec<PodInfo>, Self::Error>> + Send;
+
+    /// Waits until a pod named `owner_or_pod_name`, or owned by a workload of that name, meets
+    /// `cond`; returns it. Live pods are tried before terminating ones, newest first.
+    fn wait_for_pod(
+        &self,
+        ns: &str,
+        owner_or_pod_name: &str,
+        cond: impl Fn(&PodInfo) -> bool + Send,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<PodInfo, Self::Error>> + Send;
+
+    /// Every container run of the pod so far.
+    fn timeline(
+        &self,
+        ns: &str,
+        pod: &str,
+    ) -> impl Future<Output = Result<timeline::Timeline, Self::Error>> + Send;
+
+    /// Waits until the pod's timeline meets `cond`; returns that timeline.
+    fn wait_for_timeline(
+        &self,
+        ns: &str,
+        pod: &str,
+        cond: impl Fn(&timeline::Timeline) -> bool + Send,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<timeline::Timeline, Self::Error>> + Send;
+
+    /// Resolves once `container` of `pod` logs (or has logged, in any run) a line containing
+    /// `needle`.
+    fn watch_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Everything `container` of `pod` logged, earlier runs first.
+    fn logs(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Runs `argv` in the running `container`.
+    fn exec(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        argv: &[String],
+    ) -> impl Future<Output = Result<ExecOutput, Self::Error>> + Send;
+
+    /// The environment of the running `container`'s main process.
+    fn process_env(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, Self::Error>> + Send;
+
+    /// SIGKILLs the running `container`; the pod's restart rules then apply.
+    fn kill_container(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Deletes the pod and waits until it is gone; its owner, if any, replaces it.
+    fn delete_pod(
+        &self,
+        ns: &str,
+        pod: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Sets a Deployment's or StatefulSet's replicas (0 or 1); scaling to 0 waits until the pod
+    /// is gone.
+    fn scale(
+        &self,
+        ns: &str,
+        workload: &str,
+        replicas: u32,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The host directory holding the claim's files, for inspecting and damaging the data.
+    fn pvc_path(&self, ns: &str, claim: &str) -> Result<PathBuf, Self::Error>;
+
+    /// Deletes the namespace with everything in it.
+    fn delete_namespace(&self, ns: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Stops everything the runtime started.
+    fn shutdown(&self) -> impl Future<Output = ()> + Send;
+}
