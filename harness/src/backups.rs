@@ -33,6 +33,9 @@ pub enum Error {
     /// There is no backup to act on.
     #[error("the store holds no backup")]
     NoBackup,
+    /// A backup ID is not in phasepod's format.
+    #[error("`{0}` is not a backup ID (YYYYMMDDTHHMMSS.mmmZ)")]
+    BadId(String),
     /// Scratch space failed.
     #[error("scratch directory: {0}")]
     Scratch(#[source] std::io::Error),
@@ -82,12 +85,12 @@ impl BackupStore {
             }
             Backend::Git => {
                 let server = EmbeddedGitServer::start().await.map_err(service_error)?;
-                let url = server.create_repo(REPOSITORY).map_err(service_error)?;
+                let url = server.create_repo(REPOSITORY).await.map_err(service_error)?;
                 let config = phasepod::store::BackendConfig::Git(phasepod::store::GitConfig {
                     url,
                     branch: BRANCH.into(),
-                    username: server.username().into(),
-                    password: server.password().into(),
+                    username: Some(server.username().into()),
+                    password: Some(server.password().into()),
                 });
                 (Service::Git(server), config)
             }
@@ -156,15 +159,18 @@ impl BackupStore {
                 creds.insert("s3-secret-access-key".into(), s3.secret_access_key.clone());
             }
             phasepod::store::BackendConfig::Git(git) => {
-                creds.insert("git-username".into(), git.username.clone());
-                creds.insert("git-password".into(), git.password.clone());
+                creds.insert("git-username".into(), git.username.clone().unwrap_or_default());
+                creds.insert("git-password".into(), git.password.clone().unwrap_or_default());
             }
         }
         creds
     }
 
-    async fn client(&self) -> Result<phasepod::store::Store> {
-        Ok(phasepod::store::Store::connect(self.config.clone(), self.scratch.path()).await?)
+    fn client(&self) -> Result<phasepod::store::Store> {
+        Ok(phasepod::store::Store::new(
+            self.config.clone(),
+            self.scratch.path(),
+        )?)
     }
 
     /// Takes a backup of `dataset` (generation 1); returns its ID.
@@ -175,46 +181,40 @@ impl BackupStore {
             .map_err(Error::Scratch)?;
         let current = dir.path().join("current");
         write_dataset_dir(&current, dataset, 1)?;
-        let store = self.client().await?;
-        // NB: backup IDs have millisecond resolution; two seeds in the same millisecond would
-        // collide, so wait for the clock to move past the newest existing ID.
-        let newest = store.list_backups().await?.into_iter().next();
-        loop {
-            let id = phasepod::store::backup_id_now();
-            if newest.as_ref().is_none_or(|n| id.as_str() > n.as_str()) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-        Ok(store.take_backup(&current).await?)
+        let id = self.client()?.take_backup(&current).await?;
+        Ok(id.to_string())
     }
 
     /// Backup IDs, newest first.
     pub async fn list(&self) -> Result<Vec<String>> {
-        Ok(self.client().await?.list_backups().await?)
+        let ids = self.client()?.list_backups().await?;
+        Ok(ids.iter().map(ToString::to_string).collect())
     }
 
-    /// Restores backup `id` into scratch space, verifying it; returns its content.
+    /// Restores backup `id` into scratch space, verifying every file; returns its content.
     pub async fn verify(&self, id: &str) -> Result<Dataset> {
+        let id = parse_id(id)?;
         let dir = tempfile::Builder::new()
             .prefix("verify-")
             .tempdir_in(self.scratch.path())
             .map_err(Error::Scratch)?;
         let target = dir.path().join("current");
-        self.client().await?.restore_into(id, &target).await?;
+        self.client()?.restore_into(&id, &target).await?;
         read_valid_dataset(&target)
     }
 
-    /// Alters one file of the newest backup so that it fails verification.
+    /// Flips a byte of a file of the newest backup so that it fails verification.
     pub async fn corrupt_latest(&self) -> Result<()> {
-        let store = self.client().await?;
+        let store = self.client()?;
         let newest = store.list_backups().await?.into_iter().next().ok_or(Error::NoBackup)?;
-        Ok(store.corrupt_backup(&newest).await?)
+        Ok(store
+            .corrupt(&newest, phasepod::store::Corruption::FlipByte)
+            .await?)
     }
 
     /// Removes the newest backup.
     pub async fn delete_latest(&self) -> Result<()> {
-        let store = self.client().await?;
+        let store = self.client()?;
         let newest = store.list_backups().await?.into_iter().next().ok_or(Error::NoBackup)?;
         Ok(store.delete(&newest).await?)
     }
@@ -227,13 +227,19 @@ impl BackupStore {
         }
     }
 
-    /// Makes the store reachable again.
-    pub fn up(&self) {
+    /// Makes the store reachable again (listening on the same port).
+    pub fn up(&self) -> Result<()> {
+        let backend = self.backend();
         match &self.service {
             Service::S3(s) => s.up(),
             Service::Git(g) => g.up(),
         }
+        .map_err(|source| Error::Service { backend, source })
     }
+}
+
+fn parse_id(id: &str) -> Result<phasepod::store::BackupId> {
+    phasepod::store::BackupId::parse(id).ok_or_else(|| Error::BadId(id.to_owned()))
 }
 
 /// Writes `dataset` as a valid phasepod dataset (files + manifest) into `dir`.

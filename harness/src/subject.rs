@@ -373,8 +373,7 @@ fn read(path: &Path) -> Result<String> {
 fn find_pod_spec(manifests: &[(PathBuf, String)], workload: &WorkloadRef) -> Result<Value, String> {
     let mut seen = Vec::new();
     for (file, text) in manifests {
-        let docs: Vec<Value> = serde_saphyr::from_multiple(text)
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let docs = crate::runtime::objects::read_documents(text, file).map_err(|e| e.to_string())?;
         for doc in docs {
             let kind = doc["kind"].as_str().unwrap_or_default();
             let name = doc["metadata"]["name"].as_str().unwrap_or_default();

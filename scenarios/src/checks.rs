@@ -234,6 +234,12 @@ async fn mnt_5_sidecar_crash(s: &mut Scenario<'_>) -> Check {
     })
     .await?;
     s.wait_maintenance_restarted(&pod).await?;
+    s.sleep_until_just_before(at).await;
+    let early = s.backups().await?;
+    ensure!(
+        early.is_empty(),
+        "the restarted sidecar did not keep the schedule: backups before {at}: {early:?}"
+    );
     let id = s.wait_backup_after(at, SCHEDULE_TOLERANCE).await?;
     let outages = availability.stop().await;
     ensure!(

@@ -19,7 +19,7 @@ use harness::report::{Outcome, ScenarioResult};
 use harness::runtime::local::{ImageMap, LocalRuntime};
 use harness::runtime::objects;
 use harness::runtime::timeline::Timeline;
-use harness::runtime::{PodInfo, Runtime};
+use harness::runtime::PodInfo;
 use harness::subject::{ImageSource, Subject};
 use serde_json::{Value, json};
 
@@ -226,9 +226,7 @@ impl<'a> Scenario<'a> {
             .context("starting the backup store")?;
         let mut docs = Vec::new();
         for (path, text) in &case.subject.manifests {
-            let parsed: Vec<Value> = serde_saphyr::from_multiple(text)
-                .with_context(|| format!("reading {}", path.display()))?;
-            docs.extend(parsed.into_iter().filter(|d| !d.is_null()));
+            docs.extend(objects::read_documents(text, path).context("reading the manifests")?);
         }
         env.runtime
             .create_namespace(&ns)
@@ -341,12 +339,12 @@ impl<'a> Scenario<'a> {
 
     /// Waits for a ready pod other than `old`.
     pub async fn wait_replacement(&self, old: &PodInfo) -> Check<PodInfo> {
-        let old_name = old.name.clone();
+        let old_uid = old.uid.clone();
         self.runtime()
             .wait_for_pod(
                 &self.ns,
                 self.workload_name(),
-                move |p| p.ready && p.name != old_name,
+                move |p| p.ready && p.uid != old_uid,
                 READY_TIMEOUT,
             )
             .await
@@ -354,12 +352,7 @@ impl<'a> Scenario<'a> {
     }
 
     async fn apply(&self, docs: Vec<Value>) -> Check {
-        let text = docs
-            .iter()
-            .map(|d| serde_json::to_string(d).expect("JSON serialises"))
-            .collect::<Vec<_>>()
-            .join("\n---\n");
-        let objects = objects::parse_manifests(&text, &self.subject().path)
+        let objects = objects::parse_documents(docs, &self.subject().path)
             .context("reading the manifests")?;
         self.runtime()
             .apply(&self.ns, objects)
@@ -561,10 +554,7 @@ impl<'a> Scenario<'a> {
                 self.store.down();
                 Ok(())
             }
-            Fault::StoreUp => {
-                self.store.up();
-                Ok(())
-            }
+            Fault::StoreUp => self.store.up().context(&step),
             Fault::KillContainer { name } => {
                 let pod = self.current_pod().await?;
                 self.runtime()
@@ -785,23 +775,27 @@ impl<'a> Scenario<'a> {
     pub async fn wait_restore_failures(&self, n: usize) -> Check {
         let pod = self.current_pod().await?;
         let restore = self.subject().profile.containers.restore[0].clone();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let timeline = self.timeline(&pod.name).await?;
-            let failures = timeline
-                .runs(&restore)
+        let failures = move |t: &Timeline| {
+            t.runs(&restore)
                 .iter()
                 .filter(|r| r.exit_code.is_some_and(|c| c != 0))
-                .count();
-            if failures >= n {
-                return Ok(());
+                .count()
+        };
+        let failed_enough = failures.clone();
+        match self
+            .runtime()
+            .wait_for_timeline(&self.ns, &pod.name, move |t| failed_enough(t) >= n, Duration::from_secs(20))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let timeline = self.timeline(&pod.name).await?;
+                fail!(
+                    "the restore failed {} time(s), expected {n} while the store is down ({e})\n{}",
+                    failures(&timeline),
+                    timeline.render()
+                )
             }
-            ensure!(
-                Instant::now() < deadline,
-                "the restore failed {failures} time(s), expected {n} while the store is down\n{}",
-                timeline.render()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -819,23 +813,26 @@ impl<'a> Scenario<'a> {
         Ok(())
     }
 
-    /// Waits until the maintenance container has been restarted.
+    /// Waits until the maintenance container has been restarted and runs again.
     pub async fn wait_maintenance_restarted(&self, pod: &PodInfo) -> Check {
         let name = self.maintenance_container().to_owned();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
+        let restarted = move |t: &Timeline| {
+            let runs = t.runs(&name);
+            runs.len() >= 2 && runs.last().is_some_and(|r| r.is_running())
+        };
+        if let Err(e) = self
+            .runtime()
+            .wait_for_timeline(&self.ns, &pod.name, restarted, Duration::from_secs(15))
+            .await
+        {
             let timeline = self.timeline(&pod.name).await?;
-            let runs = timeline.runs(&name);
-            if runs.len() >= 2 && runs.last().is_some_and(|r| r.finished_at.is_none()) {
-                return Ok(());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "the maintenance container `{name}` was not restarted after being killed\n{}",
+            fail!(
+                "the maintenance container `{}` was not restarted after being killed ({e})\n{}",
+                self.maintenance_container(),
                 timeline.render()
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Ok(())
     }
 
     /// Every run-phase container has run exactly once.

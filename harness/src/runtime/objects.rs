@@ -156,6 +156,12 @@ impl fmt::Display for Object {
 
 /// Parses every non-empty document of `yaml` (read from `origin`, named in errors).
 pub fn parse_manifests(yaml: &str, origin: &Path) -> Result<Vec<Object>> {
+    parse_documents(read_documents(yaml, origin)?, origin)
+}
+
+/// Reads every non-empty document of `yaml` as untyped JSON values, the way Kubernetes reads
+/// YAML (for callers that edit manifests before [`parse_documents`]).
+pub fn read_documents(yaml: &str, origin: &Path) -> Result<Vec<Value>> {
     // NB: Kubernetes reads YAML 1.1, where `0440` is octal; YAML 1.2 would make it 440.
     let options = serde_saphyr::options! { legacy_octal_numbers: true };
     let docs: Vec<Value> =
@@ -163,8 +169,12 @@ pub fn parse_manifests(yaml: &str, origin: &Path) -> Result<Vec<Object>> {
             origin: origin.to_owned(),
             source: Box::new(source),
         })?;
+    Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect())
+}
+
+/// Turns documents from [`read_documents`] into typed objects, unknown fields denied.
+pub fn parse_documents(docs: Vec<Value>, origin: &Path) -> Result<Vec<Object>> {
     docs.into_iter()
-        .filter(|doc| !doc.is_null())
         .enumerate()
         .map(|(i, doc)| parse_document(doc, origin, i + 1))
         .collect()
