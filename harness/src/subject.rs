@@ -233,6 +233,8 @@ pub struct Subject {
     pub data_claim: Option<String>,
     /// Whether the maintenance container is a native sidecar (an init container).
     pub native_sidecar: bool,
+    /// Every container of the pod spec with its image: `(container, image)`.
+    pub container_images: Vec<(String, String)>,
 }
 
 impl Subject {
@@ -342,12 +344,14 @@ impl Subject {
                 ));
             }
         }
+        let container_images = check.images();
         Ok(Subject {
             path: path.to_owned(),
             profile,
             manifests,
             data_claim,
             native_sidecar,
+            container_images,
         })
     }
 
@@ -356,9 +360,41 @@ impl Subject {
         &self.profile.name
     }
 
+    /// The first container whose image has no entry in `images` (the local runtime needs one
+    /// for every image), as an error naming the field and the fix.
+    pub fn check_images_mapped(&self) -> Result<()> {
+        for (container, image) in &self.container_images {
+            let mapped = self
+                .profile
+                .images
+                .keys()
+                .any(|known| with_tag(known) == with_tag(image));
+            if !mapped {
+                return Err(Error::Invalid {
+                    path: self.path.clone(),
+                    field: "images".into(),
+                    problem: format!(
+                        "image `{image}` (container `{container}`) has no host command; add `{image}: {{command: [/path/to/program]}}` or `{{builtin: phasepod}}`"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Backends the subject declares, in report order.
     pub fn backends(&self) -> Vec<Backend> {
         self.profile.backends.keys().copied().collect()
+    }
+}
+
+/// `image` with `:latest` added when it names no tag or digest.
+fn with_tag(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if last.contains(':') || last.contains('@') {
+        image.to_owned()
+    } else {
+        format!("{image}:latest")
     }
 }
 
@@ -416,6 +452,19 @@ impl<'a> Checked<'a> {
             .as_array()
             .map(|items| items.iter().filter_map(|c| c["name"].as_str()).collect())
             .unwrap_or_default()
+    }
+
+    fn images(&self) -> Vec<(String, String)> {
+        ["initContainers", "containers"]
+            .iter()
+            .flat_map(|list| self.spec[*list].as_array().into_iter().flatten())
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or_default().to_owned(),
+                    c["image"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
     }
 
     fn is_init(&self, name: &str) -> bool {

@@ -56,6 +56,7 @@ impl Environment {
         let mut images = ImageMap::default();
         let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for case in cases {
+            case.subject.check_images_mapped()?;
             for (image, source) in &case.subject.profile.images {
                 let argv = match source {
                     ImageSource::Builtin(_) => phasepod.clone(),
