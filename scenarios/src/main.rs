@@ -46,12 +46,30 @@ enum Command {
     },
     /// List the catalog: ID, name, requirement.
     List,
+    /// Build the reference workload's container image offline.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// The reference workload itself (what the image `phasecheck/phasepod:dev` runs locally).
     #[command(hide = true, disable_help_flag = true)]
     Phasepod {
         /// Arguments for phasepod.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Build `phasecheck/phasepod:dev` from this workspace (static binary, FROM scratch, non-root).
+    Build {
+        /// Image tag.
+        #[arg(long, default_value = harness::image::REFERENCE_IMAGE)]
+        tag: String,
+        /// Rust target triple of the static binary.
+        #[arg(long, default_value = harness::image::TARGET)]
+        target: String,
     },
 }
 
@@ -62,6 +80,9 @@ fn main() -> ExitCode {
             print!("{}", scenarios::catalog::listing());
             ExitCode::SUCCESS
         }
+        Command::Image {
+            command: ImageCommand::Build { tag, target },
+        } => build_image(tag, target),
         Command::Phasepod { args } => {
             let argv = std::iter::once("phasepod".to_owned()).chain(args);
             phasepod::cli::run(argv)
@@ -99,4 +120,30 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn build_image(tag: String, target: String) -> ExitCode {
+    use harness::image::{Error, ImageBuilder};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let builder = ImageBuilder::new(root).with_tag(tag).with_target(target);
+    let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    match tokio.block_on(builder.build(|line| eprintln!("{line}"))) {
+        Ok(image) => {
+            println!(
+                "built {} ({}, {:.1} MB)",
+                image.tag,
+                image.id,
+                image.size_bytes as f64 / 1e6
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ (Error::DockerMissing { .. } | Error::DaemonUnavailable { .. })) => {
+            eprintln!("phasecheck: error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("phasecheck: error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
