@@ -1,0 +1,62 @@
+//! Every shipped subject profile loads, and every manifest under fixtures/subjects deserialises
+//! into k8s-openapi types with unknown fields denied (what a real API server would accept).
+
+use std::path::{Path, PathBuf};
+
+use harness::runtime::objects::{self, Object};
+use harness::subject::Subject;
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+}
+
+fn subjects_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/subjects")
+}
+
+#[test]
+fn every_fixture_manifest_deserialises_into_kubernetes_types_with_unknown_fields_denied() {
+    let mut files = Vec::new();
+    files_under(&subjects_dir(), &mut files);
+    let manifests: Vec<_> = files
+        .iter()
+        .filter(|p| p.parent().is_some_and(|d| d.ends_with("manifests")))
+        .collect();
+    assert!(manifests.len() >= 5, "found {manifests:?}");
+    for path in manifests {
+        let text = std::fs::read_to_string(path).unwrap();
+        let parsed = objects::parse_manifests(&text, path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!parsed.is_empty(), "{}", path.display());
+        for object in &parsed {
+            assert!(
+                !matches!(object, Object::Other { .. }),
+                "{}: {object} is not a typed Kubernetes object",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_shipped_subject_profile_loads_against_its_manifests() {
+    let mut files = Vec::new();
+    files_under(&subjects_dir(), &mut files);
+    let profiles: Vec<_> = files
+        .iter()
+        .filter(|p| !p.parent().is_some_and(|d| d.ends_with("manifests")))
+        .collect();
+    assert!(profiles.len() >= 2 + 6, "found {profiles:?}");
+    for path in profiles {
+        let subject = Subject::load(path).unwrap_or_else(|e| panic!("{e}"));
+        subject.check_images_mapped().unwrap();
+        assert_eq!(subject.backends().len(), 2, "{}", path.display());
+    }
+}
