@@ -103,7 +103,9 @@ impl AppClient {
 
     /// `GET /manifest` as JSON.
     pub async fn manifest(&self) -> Result<serde_json::Value> {
-        let body = self.expect_ok(Method::GET, "/manifest", Bytes::new()).await?;
+        let body = self
+            .expect_ok(Method::GET, "/manifest", Bytes::new())
+            .await?;
         Ok(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
     }
 
@@ -157,7 +159,12 @@ impl AppClient {
         }
     }
 
-    async fn exchange(&self, method: Method, path: &str, body: Bytes) -> Result<(StatusCode, Bytes)> {
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes)> {
         let http_error = |source| Error::Http {
             method: method.clone(),
             path: path.to_owned(),

@@ -85,7 +85,10 @@ impl BackupStore {
             }
             Backend::Git => {
                 let server = EmbeddedGitServer::start().await.map_err(service_error)?;
-                let url = server.create_repo(REPOSITORY).await.map_err(service_error)?;
+                let url = server
+                    .create_repo(REPOSITORY)
+                    .await
+                    .map_err(service_error)?;
                 let config = phasepod::store::BackendConfig::Git(phasepod::store::GitConfig {
                     url,
                     branch: BRANCH.into(),
@@ -159,8 +162,14 @@ impl BackupStore {
                 creds.insert("s3-secret-access-key".into(), s3.secret_access_key.clone());
             }
             phasepod::store::BackendConfig::Git(git) => {
-                creds.insert("git-username".into(), git.username.clone().unwrap_or_default());
-                creds.insert("git-password".into(), git.password.clone().unwrap_or_default());
+                creds.insert(
+                    "git-username".into(),
+                    git.username.clone().unwrap_or_default(),
+                );
+                creds.insert(
+                    "git-password".into(),
+                    git.password.clone().unwrap_or_default(),
+                );
             }
         }
         creds
@@ -206,7 +215,12 @@ impl BackupStore {
     /// Flips a byte of a file of the newest backup so that it fails verification.
     pub async fn corrupt_latest(&self) -> Result<()> {
         let store = self.client()?;
-        let newest = store.list_backups().await?.into_iter().next().ok_or(Error::NoBackup)?;
+        let newest = store
+            .list_backups()
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(Error::NoBackup)?;
         Ok(store
             .corrupt(&newest, phasepod::store::Corruption::FlipByte)
             .await?)
@@ -215,7 +229,12 @@ impl BackupStore {
     /// Removes the newest backup.
     pub async fn delete_latest(&self) -> Result<()> {
         let store = self.client()?;
-        let newest = store.list_backups().await?.into_iter().next().ok_or(Error::NoBackup)?;
+        let newest = store
+            .list_backups()
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(Error::NoBackup)?;
         Ok(store.delete(&newest).await?)
     }
 

@@ -179,17 +179,31 @@ mod tests {
         let a = Dataset::generated("a", 3, 100);
         assert_eq!(a, Dataset::generated("a", 3, 100));
         let b = Dataset::generated("b", 3, 100);
-        assert!(a.digests().values().all(|d| !b.digests().values().any(|e| e == d)));
+        assert!(
+            a.digests()
+                .values()
+                .all(|d| !b.digests().values().any(|e| e == d))
+        );
     }
 
     #[test]
     fn a_snapshot_notices_content_and_rewrites() {
         let dir = tempfile::tempdir().unwrap();
-        Dataset::generated("x", 2, 10).write_files(dir.path()).unwrap();
+        Dataset::generated("x", 2, 10)
+            .write_files(dir.path())
+            .unwrap();
         let before = Snapshot::of(dir.path()).unwrap();
-        assert_eq!(before.first_difference(&Snapshot::of(dir.path()).unwrap()), None);
+        assert_eq!(
+            before.first_difference(&Snapshot::of(dir.path()).unwrap()),
+            None
+        );
         std::fs::write(dir.path().join("x-0000.bin"), b"other").unwrap();
         let after = Snapshot::of(dir.path()).unwrap();
-        assert!(before.first_difference(&after).unwrap().contains("x-0000.bin"));
+        assert!(
+            before
+                .first_difference(&after)
+                .unwrap()
+                .contains("x-0000.bin")
+        );
     }
 }

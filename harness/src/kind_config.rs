@@ -200,8 +200,8 @@ mod tests {
 
     #[test]
     fn a_wrong_api_version_is_an_error() {
-        let message = Cluster::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha3\n")
-            .unwrap_err();
+        let message =
+            Cluster::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha3\n").unwrap_err();
         assert!(message.contains("apiVersion"), "{message}");
     }
 }

@@ -304,9 +304,8 @@ impl Subject {
             })?;
             manifests.push((file, text));
         }
-        let pod_spec = find_pod_spec(&manifests, &profile.workload).map_err(|problem| {
-            invalid("workload", problem)
-        })?;
+        let pod_spec = find_pod_spec(&manifests, &profile.workload)
+            .map_err(|problem| invalid("workload", problem))?;
         let check = Checked::new(&pod_spec);
         let roles = [
             ("containers.restore", &profile.containers.restore),
@@ -409,7 +408,8 @@ fn read(path: &Path) -> Result<String> {
 fn find_pod_spec(manifests: &[(PathBuf, String)], workload: &WorkloadRef) -> Result<Value, String> {
     let mut seen = Vec::new();
     for (file, text) in manifests {
-        let docs = crate::runtime::objects::read_documents(text, file).map_err(|e| e.to_string())?;
+        let docs =
+            crate::runtime::objects::read_documents(text, file).map_err(|e| e.to_string())?;
         for doc in docs {
             let kind = doc["kind"].as_str().unwrap_or_default();
             let name = doc["metadata"]["name"].as_str().unwrap_or_default();

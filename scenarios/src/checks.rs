@@ -51,7 +51,8 @@ async fn init_1_restore_empty(s: &mut Scenario<'_>) -> Check {
 
 /// INIT-2: a valid dataset newer than any backup is left byte-for-byte unchanged.
 async fn init_2_keep_valid(s: &mut Scenario<'_>) -> Check {
-    s.seed_backup(&Dataset::generated("backup", 4, 2048)).await?;
+    s.seed_backup(&Dataset::generated("backup", 4, 2048))
+        .await?;
     s.prepare_storage().await?;
     let local = Dataset::generated("local-newer", 6, 3000);
     s.write_volume_dataset(&local, 1000)?;

@@ -16,10 +16,10 @@ use harness::backups::BackupStore;
 use harness::dataset::{Dataset, Snapshot};
 use harness::faults::{self, Fault};
 use harness::report::{Outcome, ScenarioResult};
+use harness::runtime::PodInfo;
 use harness::runtime::local::{ImageMap, LocalRuntime};
 use harness::runtime::objects;
 use harness::runtime::timeline::Timeline;
-use harness::runtime::PodInfo;
 use harness::subject::{ImageSource, Subject};
 use serde_json::{Value, json};
 
@@ -146,8 +146,14 @@ fn default_phasepod_command() -> Result<Vec<String>, String> {
 
 fn runtime_unavailable(kind: RuntimeKind) -> String {
     let (tool, install) = match kind {
-        RuntimeKind::Kind => ("kind", "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) and Docker"),
-        RuntimeKind::Minikube => ("minikube", "install minikube (https://minikube.sigs.k8s.io/docs/start/)"),
+        RuntimeKind::Kind => (
+            "kind",
+            "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) and Docker",
+        ),
+        RuntimeKind::Minikube => (
+            "minikube",
+            "install minikube (https://minikube.sigs.k8s.io/docs/start/)",
+        ),
         RuntimeKind::Existing => ("kubectl", "point KUBECONFIG at a cluster"),
         RuntimeKind::Local => unreachable!("local is always available"),
     };
@@ -383,7 +389,9 @@ impl<'a> Scenario<'a> {
     /// The workload document with the backend, schedule and retention knobs set.
     fn with_knobs(&self, mut doc: Value, knobs: &Knobs) -> Value {
         let profile = &self.subject().profile;
-        if doc["kind"] != profile.workload.kind.as_str() || doc["metadata"]["name"] != profile.workload.name.as_str() {
+        if doc["kind"] != profile.workload.kind.as_str()
+            || doc["metadata"]["name"] != profile.workload.name.as_str()
+        {
             return doc;
         }
         let spec = if profile.workload.kind == "Pod" {
@@ -468,7 +476,9 @@ impl<'a> Scenario<'a> {
         let deadline = at + chrono::Duration::from_std(tolerance).expect("small duration");
         loop {
             let ids = self.backups().await?;
-            if let Some(id) = ids.iter().find(|id| backup_time(id).is_some_and(|t| t >= at - chrono::Duration::milliseconds(1))) {
+            if let Some(id) = ids.iter().find(|id| {
+                backup_time(id).is_some_and(|t| t >= at - chrono::Duration::milliseconds(1))
+            }) {
                 let taken = backup_time(id).expect("checked above");
                 ensure!(
                     taken <= deadline,
@@ -516,7 +526,13 @@ impl<'a> Scenario<'a> {
                 "{done} of {n} scheduled backups completed within 30 s"
             );
             self.runtime()
-                .watch_log(&self.ns, &pod.name, self.maintenance_container(), "backup:", Duration::from_secs(1))
+                .watch_log(
+                    &self.ns,
+                    &pod.name,
+                    self.maintenance_container(),
+                    "backup:",
+                    Duration::from_secs(1),
+                )
                 .await
                 .ok();
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -543,9 +559,7 @@ impl<'a> Scenario<'a> {
     pub async fn inject(&mut self, fault: Fault) -> Check {
         let step = format!("fault `{fault}`");
         match fault {
-            Fault::EmptyVolume => {
-                faults::empty_directory(&self.volume_dir()?).context(&step)
-            }
+            Fault::EmptyVolume => faults::empty_directory(&self.volume_dir()?).context(&step),
             Fault::CorruptVolume { mode } => {
                 faults::corrupt_dataset(&self.volume_dir()?.join("current"), mode).context(&step)
             }
@@ -578,15 +592,41 @@ impl<'a> Scenario<'a> {
                     .context(&step)?;
                 let restore = self.subject().profile.containers.restore[0].clone();
                 self.runtime()
-                    .watch_log(&self.ns, &pod.name, &restore, "restoring backup", READY_TIMEOUT)
+                    .watch_log(
+                        &self.ns,
+                        &pod.name,
+                        &restore,
+                        "restoring backup",
+                        READY_TIMEOUT,
+                    )
                     .await
                     .context("waiting for the restore to begin")?;
+                self.wait_restore_under_way().await?;
                 self.runtime()
                     .kill_container(&self.ns, &pod.name, &restore)
                     .await
                     .context(&step)
             }
         }
+    }
+
+    /// Waits until the restore has written part of the data (a few files on the volume), so a
+    /// kill lands mid-way. Without a claim to look at, the start of the restore has to do.
+    async fn wait_restore_under_way(&self) -> Check {
+        if !self.data_on_claim() {
+            return Ok(());
+        }
+        let volume = self.volume_dir()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // NB: the local runtime has no file-change feed; the volume is checked every 5 ms.
+        while count_files(&volume, RESTORE_PROGRESS_FILES) < RESTORE_PROGRESS_FILES {
+            ensure!(
+                Instant::now() < deadline,
+                "the restore wrote fewer than {RESTORE_PROGRESS_FILES} files within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
     }
 
     async fn current_pod(&self) -> Check<PodInfo> {
@@ -601,7 +641,9 @@ impl<'a> Scenario<'a> {
     /// The host directory behind the data claim.
     fn volume_dir(&self) -> Check<PathBuf> {
         let Some(claim) = &self.subject().data_claim else {
-            fail!("the data volume is an emptyDir: it cannot be prepared or damaged before the pod exists");
+            fail!(
+                "the data volume is an emptyDir: it cannot be prepared or damaged before the pod exists"
+            );
         };
         self.runtime()
             .pvc_path(&self.ns, claim)
@@ -662,8 +704,16 @@ impl<'a> Scenario<'a> {
         listed.sort();
         let wanted: Vec<String> = expected.files.keys().cloned().collect();
         if listed != wanted {
-            let missing: Vec<_> = wanted.iter().filter(|p| !listed.contains(p)).take(3).collect();
-            let extra: Vec<_> = listed.iter().filter(|p| !wanted.contains(p)).take(3).collect();
+            let missing: Vec<_> = wanted
+                .iter()
+                .filter(|p| !listed.contains(p))
+                .take(3)
+                .collect();
+            let extra: Vec<_> = listed
+                .iter()
+                .filter(|p| !wanted.contains(p))
+                .take(3)
+                .collect();
             fail!(
                 "the app serves {} files, expected {} (missing e.g. {missing:?}, unexpected e.g. {extra:?})",
                 listed.len(),
@@ -671,7 +721,10 @@ impl<'a> Scenario<'a> {
             );
         }
         for (path, bytes) in &expected.files {
-            let served = app.get(path).await.with_context(|| format!("reading {path}"))?;
+            let served = app
+                .get(path)
+                .await
+                .with_context(|| format!("reading {path}"))?;
             ensure!(
                 served.as_ref() == bytes.as_slice(),
                 "the app serves different bytes for {path} ({} bytes, expected {})",
@@ -704,23 +757,32 @@ impl<'a> Scenario<'a> {
     /// Polls `/healthz` every 100 ms in the background until stopped; records failures.
     pub fn watch_availability(&self, pod: &PodInfo) -> BackgroundProbe {
         let app = self.app(pod).with_timeout(Duration::from_secs(2));
-        BackgroundProbe::spawn(move |_| {
-            let app = app.clone();
-            async move { app.healthy().await.map_err(|e| e.to_string()) }
-        }, Duration::from_millis(100))
+        BackgroundProbe::spawn(
+            move |_| {
+                let app = app.clone();
+                async move { app.healthy().await.map_err(|e| e.to_string()) }
+            },
+            Duration::from_millis(100),
+        )
     }
 
     /// Writes files through the app as fast as it answers until stopped.
     pub fn keep_writing(&self, pod: &PodInfo) -> BackgroundProbe {
         let app = self.app(pod);
-        BackgroundProbe::spawn(move |n| {
-            let app = app.clone();
-            async move {
-                let path = format!("churn/{:02}.bin", n % 20);
-                let bytes = harness::dataset::pseudo_random_bytes(&format!("churn-{n}"), 2000 + (n % 7) * 1000);
-                app.put(&path, bytes).await.map_err(|e| e.to_string())
-            }
-        }, Duration::ZERO)
+        BackgroundProbe::spawn(
+            move |n| {
+                let app = app.clone();
+                async move {
+                    let path = format!("churn/{:02}.bin", n % 20);
+                    let bytes = harness::dataset::pseudo_random_bytes(
+                        &format!("churn-{n}"),
+                        2000 + (n % 7) * 1000,
+                    );
+                    app.put(&path, bytes).await.map_err(|e| e.to_string())
+                }
+            },
+            Duration::ZERO,
+        )
     }
 
     // ----- observations ----------------------------------------------------------------------
@@ -748,7 +810,10 @@ impl<'a> Scenario<'a> {
         for name in &roles.restore {
             let runs = timeline.runs(name);
             let Some(last) = runs.last() else {
-                fail!("restore container `{name}` never ran\n{}", timeline.render());
+                fail!(
+                    "restore container `{name}` never ran\n{}",
+                    timeline.render()
+                );
             };
             ensure!(
                 last.exit_code == Some(0),
@@ -785,7 +850,12 @@ impl<'a> Scenario<'a> {
         let failed_enough = failures.clone();
         match self
             .runtime()
-            .wait_for_timeline(&self.ns, &pod.name, move |t| failed_enough(t) >= n, Duration::from_secs(20))
+            .wait_for_timeline(
+                &self.ns,
+                &pod.name,
+                move |t| failed_enough(t) >= n,
+                Duration::from_secs(20),
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -891,7 +961,9 @@ impl<'a> Scenario<'a> {
                 .with_context(|| format!("reading {name}'s environment"))?;
             for (key, value) in env {
                 ensure!(
-                    !secrets.iter().any(|s| !s.is_empty() && value.contains(s.as_str())),
+                    !secrets
+                        .iter()
+                        .any(|s| !s.is_empty() && value.contains(s.as_str())),
                     "run-phase container `{name}` holds a backup credential in env var {key}"
                 );
             }
@@ -923,7 +995,10 @@ impl<'a> Scenario<'a> {
         let doc = self
             .docs
             .iter()
-            .find(|d| d["kind"] == profile.workload.kind.as_str() && d["metadata"]["name"] == profile.workload.name.as_str())
+            .find(|d| {
+                d["kind"] == profile.workload.kind.as_str()
+                    && d["metadata"]["name"] == profile.workload.name.as_str()
+            })
             .ok_or_else(|| Failure("the workload is missing from the manifests".into()))?;
         Ok(if profile.workload.kind == "Pod" {
             doc["spec"].clone()
@@ -944,15 +1019,48 @@ impl<'a> Scenario<'a> {
         let roles = &self.subject().profile.containers;
         for pod in pods {
             if let Ok(timeline) = self.runtime().timeline(&self.ns, &pod.name).await {
-                let _ = std::fs::write(dir.join(format!("{}.timeline.txt", pod.name)), timeline.render());
+                let _ = std::fs::write(
+                    dir.join(format!("{}.timeline.txt", pod.name)),
+                    timeline.render(),
+                );
             }
-            for name in roles.restore.iter().chain(&roles.run).chain(&roles.maintenance) {
+            for name in roles
+                .restore
+                .iter()
+                .chain(&roles.run)
+                .chain(&roles.maintenance)
+            {
                 if let Ok(logs) = self.runtime().logs(&self.ns, &pod.name, name).await {
                     let _ = std::fs::write(dir.join(format!("{}.{name}.log", pod.name)), logs);
                 }
             }
         }
     }
+}
+
+/// Files a restore must have written before [`Fault::KillInitMidRestore`] strikes.
+const RESTORE_PROGRESS_FILES: usize = 20;
+
+/// Regular files under `dir`, counting no further than `limit`.
+fn count_files(dir: &std::path::Path, limit: usize) -> usize {
+    let mut count = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(t) if t.is_file() => count += 1,
+                _ => {}
+            }
+            if count >= limit {
+                return count;
+            }
+        }
+    }
+    count
 }
 
 /// Sets (or replaces) env vars on a container document.
@@ -1039,14 +1147,21 @@ impl BackgroundProbe {
     /// Stops the probe and returns its failures.
     pub async fn stop(self) -> Vec<String> {
         self.stop.store(true, Ordering::SeqCst);
-        self.task.await.map(|(_, f)| f).unwrap_or_else(|e| vec![e.to_string()])
+        self.task
+            .await
+            .map(|(_, f)| f)
+            .unwrap_or_else(|e| vec![e.to_string()])
     }
 
     /// Stops the probe; fails if any action failed, else returns how many succeeded.
     pub async fn stop_checked(self) -> Check<usize> {
         self.stop.store(true, Ordering::SeqCst);
         let (done, failures) = self.task.await.map_err(|e| Failure(e.to_string()))?;
-        ensure!(failures.is_empty(), "{} request(s) failed: {failures:?}", failures.len());
+        ensure!(
+            failures.is_empty(),
+            "{} request(s) failed: {failures:?}",
+            failures.len()
+        );
         Ok(done)
     }
 }

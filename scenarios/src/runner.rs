@@ -180,29 +180,30 @@ pub async fn execute(env: Arc<Environment>, cases: Vec<Case>, jobs: usize) -> Ve
         "phasecheck: running {total} scenario(s), {jobs} at a time, on the {} runtime",
         env.runtime_name()
     );
-    let mut results: Vec<(usize, ScenarioResult)> = futures::stream::iter(cases.into_iter().enumerate())
-        .map(|(index, case)| {
-            let env = env.clone();
-            let done = done.clone();
-            async move {
-                let result = env.run_case(&case).await;
-                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                eprintln!(
-                    "[{n:>width$}/{total}] {:<7} {:<6} {:<22} {:<3} {:<7} {:>5.1}s {}",
-                    result.outcome.as_str(),
-                    result.id,
-                    result.subject,
-                    result.backend,
-                    result.name,
-                    result.duration_ms as f64 / 1000.0,
-                    result.message.lines().next().unwrap_or("")
-                );
-                (index, result)
-            }
-        })
-        .buffer_unordered(jobs.max(1))
-        .collect()
-        .await;
+    let mut results: Vec<(usize, ScenarioResult)> =
+        futures::stream::iter(cases.into_iter().enumerate())
+            .map(|(index, case)| {
+                let env = env.clone();
+                let done = done.clone();
+                async move {
+                    let result = env.run_case(&case).await;
+                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    eprintln!(
+                        "[{n:>width$}/{total}] {:<7} {:<6} {:<22} {:<3} {:<7} {:>5.1}s {}",
+                        result.outcome.as_str(),
+                        result.id,
+                        result.subject,
+                        result.backend,
+                        result.name,
+                        result.duration_ms as f64 / 1000.0,
+                        result.message.lines().next().unwrap_or("")
+                    );
+                    (index, result)
+                }
+            })
+            .buffer_unordered(jobs.max(1))
+            .collect()
+            .await;
     results.sort_by_key(|(index, _)| *index);
     results.into_iter().map(|(_, r)| r).collect()
 }
@@ -242,11 +243,7 @@ pub async fn run_cli(options: RunOptions) -> ExitCode {
     };
     println!("\n{}", report.summary_table());
     match report.write(&options.report_dir) {
-        Ok((json, junit)) => println!(
-            "reports: {} and {}",
-            json.display(),
-            junit.display()
-        ),
+        Ok((json, junit)) => println!("reports: {} and {}", json.display(), junit.display()),
         Err(e) => {
             eprintln!("phasecheck: error: {e}");
             return ExitCode::from(2);

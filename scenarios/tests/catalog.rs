@@ -6,7 +6,10 @@ use rstest::rstest;
 use scenarios::runner::{RunOptions, run_report};
 
 fn phasepod() -> Vec<String> {
-    vec![env!("CARGO_BIN_EXE_phasecheck").to_owned(), "phasepod".to_owned()]
+    vec![
+        env!("CARGO_BIN_EXE_phasecheck").to_owned(),
+        "phasepod".to_owned(),
+    ]
 }
 
 #[rstest]
@@ -27,6 +30,14 @@ async fn the_reference_workload_passes_every_scenario(#[case] backend: &str) {
         .filter(|r| r.outcome != Outcome::Passed)
         .map(|r| format!("{} {} {}: {}", r.id, r.subject, r.backend, r.message))
         .collect();
-    assert!(failed.is_empty(), "failed scenarios:\n{}", failed.join("\n"));
-    assert_eq!(report.scenarios.len(), 2 * 18, "two reference subjects × 18 scenarios");
+    assert!(
+        failed.is_empty(),
+        "failed scenarios:\n{}",
+        failed.join("\n")
+    );
+    assert_eq!(
+        report.scenarios.len(),
+        2 * 18,
+        "two reference subjects × 18 scenarios"
+    );
 }

@@ -63,7 +63,11 @@ fn a_run_writes_report_json_and_junit_xml_and_exits_zero_when_all_pass() {
         serde_json::from_slice(&std::fs::read(reports.join("report.json")).unwrap()).unwrap();
     let entries = report["scenarios"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "one entry per reference subject");
-    assert!(entries.iter().all(|e| e["outcome"] == "passed" && e["backend"] == "s3"));
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["outcome"] == "passed" && e["backend"] == "s3")
+    );
     let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
     assert!(junit.contains("INIT-1 restore-empty"), "{junit}");
 }
@@ -112,14 +116,20 @@ fn an_unknown_field_in_a_subject_is_an_input_error_naming_the_field() {
 
 #[test]
 fn an_unknown_scenario_id_is_an_input_error() {
-    expect_input_error(&["run", "--scenario", "INIT-99"], &["INIT-99", "phasecheck list"]);
+    expect_input_error(
+        &["run", "--scenario", "INIT-99"],
+        &["INIT-99", "phasecheck list"],
+    );
 }
 
 #[test]
 fn an_image_without_a_host_command_is_an_input_error_naming_the_image() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_subject(dir.path(), |t| {
-        t.replace("phasecheck/phasepod:dev: {builtin: phasepod}", "other/image:1: {builtin: phasepod}")
+        t.replace(
+            "phasecheck/phasepod:dev: {builtin: phasepod}",
+            "other/image:1: {builtin: phasepod}",
+        )
     });
     expect_input_error(
         &["run", "--subject", path.to_str().unwrap()],
@@ -154,7 +164,10 @@ fn processes_mentioning(marker: &str) -> Vec<String> {
                 && String::from_utf8_lossy(&bytes).contains(marker)
             {
                 let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-                found.push(format!("{pid}: {}", String::from_utf8_lossy(&cmd).replace('\0', " ")));
+                found.push(format!(
+                    "{pid}: {}",
+                    String::from_utf8_lossy(&cmd).replace('\0', " ")
+                ));
                 break;
             }
         }
@@ -201,7 +214,10 @@ fn an_interrupted_run_leaves_no_process_and_no_temporary_directory() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| name != "reports")
         .collect();
-    assert!(entries.is_empty(), "temporary files left behind: {entries:?}");
+    assert!(
+        entries.is_empty(),
+        "temporary files left behind: {entries:?}"
+    );
 }
 
 #[test]
@@ -226,5 +242,8 @@ fn a_finished_run_leaves_no_process_and_no_temporary_directory() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| name != "reports")
         .collect();
-    assert!(entries.is_empty(), "temporary files left behind: {entries:?}");
+    assert!(
+        entries.is_empty(),
+        "temporary files left behind: {entries:?}"
+    );
 }

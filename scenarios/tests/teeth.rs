@@ -8,7 +8,8 @@ use rstest::rstest;
 use scenarios::runner::{RunOptions, run_report};
 
 fn broken(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../fixtures/subjects/broken/{name}.yaml"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../fixtures/subjects/broken/{name}.yaml"))
 }
 
 #[rstest]
@@ -20,7 +21,7 @@ fn broken(name: &str) -> PathBuf {
 #[case::restore_skips_verification("skip-verify", "INIT-5")]
 #[case::restore_trusts_any_manifest("trust-manifest", "INIT-3")]
 #[case::restore_picks_the_oldest_backup("restore-oldest", "INIT-1")]
-#[case::restore_picks_the_oldest_backup_and_serves_it("restore-oldest", "RUN-2")]
+#[case::app_hides_restored_files("serve-partial", "RUN-2")]
 #[case::restore_fails_without_backups("no-fresh-start", "INIT-4")]
 #[case::restore_starts_fresh_when_the_store_is_down("start-blind", "INIT-6")]
 #[case::restore_is_not_atomic("non-atomic-restore", "INIT-7")]
@@ -54,6 +55,9 @@ async fn a_broken_workload_fails_the_scenario_of_the_requirement_it_breaks(
             result.backend,
             result.outcome.as_str()
         );
-        eprintln!("{variant} fails {scenario} on {}: {}", result.backend, result.message);
+        eprintln!(
+            "{variant} fails {scenario} on {}: {}",
+            result.backend, result.message
+        );
     }
 }
