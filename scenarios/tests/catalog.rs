@@ -20,6 +20,8 @@ async fn the_reference_workload_passes_every_scenario(#[case] backend: &str) {
     let options = RunOptions {
         backends: vec![backend.parse().unwrap()],
         phasepod: Some(phasepod()),
+        report_dir: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("phasecheck-catalog"),
         ..RunOptions::new()
     };
     let report = run_report(&options).await.expect("the run starts");

@@ -43,6 +43,7 @@ async fn a_broken_workload_fails_the_scenario_of_the_requirement_it_breaks(
             env!("CARGO_BIN_EXE_phasecheck").to_owned(),
             "phasepod".to_owned(),
         ]),
+        report_dir: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("phasecheck-teeth"),
         ..RunOptions::new()
     };
     let report = run_report(&options).await.expect("the run starts");
