@@ -100,19 +100,37 @@ async fn init_5_skip_bad_backup(s: &mut Scenario<'_>) -> Check {
     s.expect_serves(&pod, &good).await
 }
 
-/// INIT-6: store unreachable and volume empty → the run phase never starts; once the store is
-/// back, restore completes and the app starts.
+/// INIT-6: store unreachable and volume empty or corrupt → the run phase never starts; once the
+/// store is back, restore completes and the app starts.
 async fn init_6_no_start_blind(s: &mut Scenario<'_>) -> Check {
     let backup = Dataset::generated("backup", 5, 2048);
     s.seed_backup(&backup).await?;
-    s.inject(Fault::StoreDown).await?;
-    s.deploy_without_waiting(Knobs::default()).await?;
-    s.wait_restore_failures(2).await?;
-    s.expect_run_phase_not_started().await?;
-    s.inject(Fault::StoreUp).await?;
-    let pod = s.wait_ready().await?;
-    s.expect_restore_finished_before_run(&pod.name).await?;
-    s.expect_serves(&pod, &backup).await
+    s.prepare_storage().await?;
+    for volume in ["empty", "corrupt"] {
+        if volume == "corrupt" {
+            s.stop_workload().await?;
+            s.write_volume_dataset(&Dataset::generated("local", 5, 2048), 700)?;
+            s.inject(Fault::CorruptVolume {
+                mode: CorruptionMode::FlipBytes,
+            })
+            .await?;
+        }
+        s.inject(Fault::StoreDown).await?;
+        s.deploy_without_waiting(Knobs::default()).await?;
+        s.wait_restore_failures(2)
+            .await
+            .with_context(|| format!("{volume} volume"))?;
+        s.expect_run_phase_not_started()
+            .await
+            .with_context(|| format!("{volume} volume"))?;
+        s.inject(Fault::StoreUp).await?;
+        let pod = s.wait_ready().await?;
+        s.expect_restore_finished_before_run(&pod.name).await?;
+        s.expect_serves(&pod, &backup)
+            .await
+            .with_context(|| format!("{volume} volume, after the store came back"))?;
+    }
+    Ok(())
 }
 
 /// INIT-7: an init killed mid-restore leaves nothing the next attempt mistakes for a valid dataset.
