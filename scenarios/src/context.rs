@@ -106,7 +106,8 @@ impl Environment {
             if result.is_err() {
                 scenario.save_artefacts().await;
             }
-            result
+            // NB: reports outlive the run; no credential may reach them.
+            result.map_err(|Failure(message)| Failure(scenario.redact(&message)))
         };
         let result = match tokio::time::timeout(CASE_TIMEOUT, body).await {
             Ok(result) => result,
@@ -998,6 +999,11 @@ impl<'a> Scenario<'a> {
         })
     }
 
+    /// `text` with every credential of the scenario's store replaced by `<redacted>`.
+    fn redact(&self, text: &str) -> String {
+        redact(text, self.store.credentials().values())
+    }
+
     /// Saves logs and the timeline of the scenario's pods under the report directory.
     async fn save_artefacts(&self) {
         let dir = self.env.report_dir.join("artefacts").join(&self.ns);
@@ -1022,11 +1028,25 @@ impl<'a> Scenario<'a> {
                 .chain(&roles.maintenance)
             {
                 if let Ok(logs) = self.runtime().logs(&self.ns, &pod.name, name).await {
-                    let _ = std::fs::write(dir.join(format!("{}.{name}.log", pod.name)), logs);
+                    let _ = std::fs::write(
+                        dir.join(format!("{}.{name}.log", pod.name)),
+                        self.redact(&logs),
+                    );
                 }
             }
         }
     }
+}
+
+/// `text` with every non-empty secret replaced by `<redacted>`.
+pub fn redact<'s>(text: &str, secrets: impl IntoIterator<Item = &'s String>) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets {
+        if !secret.is_empty() {
+            out = out.replace(secret.as_str(), "<redacted>");
+        }
+    }
+    out
 }
 
 /// Files a restore must have written before [`Fault::KillInitMidRestore`] strikes.
@@ -1100,9 +1120,7 @@ fn mentions_secret(value: &Value, name: &str) -> bool {
 
 /// The time encoded in a phasepod backup ID (`YYYYMMDDTHHMMSS.mmmZ`).
 pub fn backup_time(id: &str) -> Option<DateTime<Utc>> {
-    chrono::NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%S%.3fZ")
-        .ok()
-        .map(|t| t.and_utc())
+    phasepod::store::BackupId::parse(id).map(|id| id.time())
 }
 
 /// A task repeating an action until stopped, recording what failed.
@@ -1154,5 +1172,26 @@ impl BackgroundProbe {
             failures.len()
         );
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_removes_every_secret_and_ignores_empty_ones() {
+        let secrets = ["s3cr3t".to_owned(), String::new(), "key".to_owned()];
+        assert_eq!(
+            redact("auth key=s3cr3t failed", &secrets),
+            "auth <redacted>=<redacted> failed"
+        );
+    }
+
+    #[test]
+    fn backup_ids_parse_back_into_their_time() {
+        let t = backup_time("20261127T190102.345Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-27T19:01:02.345+00:00");
+        assert!(backup_time("not-an-id").is_none());
     }
 }

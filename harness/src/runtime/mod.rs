@@ -14,6 +14,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod kube;
 pub mod local;
 pub mod objects;
 pub mod timeline;

@@ -1,0 +1,117 @@
+//! Namespaces: one per scenario, created labelled, deleted and awaited.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use super::watch::{Stopped, until};
+use super::{Error, KubeRuntime, MANAGED_BY, Result};
+
+impl KubeRuntime {
+    /// Creates namespace `ns`, labelled `app.kubernetes.io/managed-by=phasecheck`.
+    pub async fn create_namespace(&self, ns: &str) -> Result<()> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(ns.to_owned()),
+                labels: Some(BTreeMap::from([(
+                    MANAGED_BY.0.to_owned(),
+                    MANAGED_BY.1.to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        match api.create(&PostParams::default(), &namespace).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                Err(Error::NamespaceExists { ns: ns.to_owned() })
+            }
+            Err(source) => Err(Error::Api {
+                what: format!("create namespace {ns}"),
+                source,
+            }),
+        }
+    }
+
+    /// Deletes namespace `ns` and waits until it is gone. A refused deletion, or a namespace
+    /// still terminating after the wait timeout (finalizers, stuck volumes), is an error naming
+    /// the namespace's conditions.
+    pub async fn delete_namespace(&self, ns: &str) -> Result<()> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let deleted = match api.delete(ns, &DeleteParams::background()).await {
+            Ok(deleted) => deleted,
+            Err(kube::Error::Api(status)) if status.is_not_found() => {
+                return Err(Error::NoNamespace { ns: ns.to_owned() });
+            }
+            Err(source) => {
+                return Err(Error::Api {
+                    what: format!("delete namespace {ns}"),
+                    source,
+                });
+            }
+        };
+        // NB: `Right` is a Status: the namespace was removed at once.
+        let Some(uid) = deleted.left().and_then(|n| n.metadata.uid) else {
+            return Ok(());
+        };
+        let gone = watcher::watch_object(api.clone(), ns).default_backoff();
+        let waited = until(gone, self.wait_timeout, |obj: Option<Namespace>| {
+            obj.is_none_or(|n| n.metadata.uid.as_deref() != Some(uid.as_str()))
+                .then_some(())
+        })
+        .await;
+        match waited {
+            Ok(()) => Ok(()),
+            Err(Stopped::Fatal(source)) => Err(Error::Watch {
+                what: format!("namespace {ns} deletion"),
+                source,
+            }),
+            Err(stopped) => {
+                let state = match api.get_opt(ns).await {
+                    Ok(Some(n)) => namespace_state(&n),
+                    Ok(None) => "namespace is gone now".to_owned(),
+                    Err(err) => format!("cannot read the namespace: {err}"),
+                };
+                Err(Error::Timeout {
+                    what: format!("namespace {ns} to be deleted"),
+                    timeout: self.wait_timeout,
+                    state: with_watch_error(state, stopped),
+                })
+            }
+        }
+    }
+}
+
+/// A terminating namespace's phase and conditions (what blocks its deletion).
+fn namespace_state(n: &Namespace) -> String {
+    let status = n.status.as_ref();
+    let mut lines = vec![format!(
+        "namespace phase {}",
+        status.and_then(|s| s.phase.as_deref()).unwrap_or("unknown")
+    )];
+    for c in status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default()
+    {
+        lines.push(format!(
+            "  {} = {}: {}",
+            c.type_,
+            c.status,
+            c.message.as_deref().unwrap_or_default()
+        ));
+    }
+    lines.join("\n")
+}
+
+/// Appends the last watch error, if any, to a timeout's state.
+pub(super) fn with_watch_error(state: String, stopped: Stopped) -> String {
+    match stopped {
+        Stopped::TimedOut(Some(err)) => format!("{state}\nlast watch error: {err}"),
+        Stopped::Ended => format!("{state}\nthe watch ended"),
+        Stopped::TimedOut(None) | Stopped::Fatal(_) => state,
+    }
+}

@@ -1,0 +1,471 @@
+//! The cluster runtime against a mock API server (kube's tower-test pattern): every request the
+//! runtime sends is checked, and answered with real-shaped JSON.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use harness::runtime::kube::{Error, KubeRuntime};
+use harness::runtime::objects::{Object, parse_manifests};
+use harness::runtime::{PodPhase, Runtime};
+use http::{Method, Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+/// One request the runtime sent.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: Method,
+    /// Path and query.
+    uri: String,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// A reply: an answer, or no answer yet (a watch that stays open).
+enum Reply {
+    Answer(Response<Body>),
+    Hold,
+}
+
+fn answer(status: u16, body: Value) -> Reply {
+    Reply::Answer(
+        Response::builder()
+            .status(StatusCode::from_u16(status).unwrap())
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap(),
+    )
+}
+
+fn text(body: &str) -> Reply {
+    Reply::Answer(
+        Response::builder()
+            .header("content-type", "text/plain")
+            .body(Body::from(body.as_bytes().to_vec()))
+            .unwrap(),
+    )
+}
+
+/// A watch response: one JSON event per line, then the stream ends.
+fn watch_events(events: &[Value]) -> Reply {
+    let mut body = Vec::new();
+    for event in events {
+        body.extend(serde_json::to_vec(event).unwrap());
+        body.push(b'\n');
+    }
+    Reply::Answer(Response::builder().body(Body::from(body)).unwrap())
+}
+
+/// A runtime whose API server is `serve`; returns it and the log of requests.
+fn mock_runtime(
+    serve: impl Fn(&Seen) -> Reply + Send + 'static,
+) -> (KubeRuntime, Arc<Mutex<Vec<Seen>>>) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let (parts, body) = request.into_parts();
+            let request = Seen {
+                method: parts.method,
+                uri: parts.uri.to_string(),
+                content_type: parts
+                    .headers
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+                body: body.collect_bytes().await.unwrap().to_vec(),
+            };
+            log.lock().unwrap().push(request.clone());
+            match serve(&request) {
+                Reply::Answer(response) => send.send_response(response),
+                Reply::Hold => held.push(send),
+            }
+        }
+    });
+    let runtime =
+        KubeRuntime::new(Client::new(service, "default")).with_wait_timeout(Duration::from_secs(2));
+    (runtime, seen)
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code
+    })
+}
+
+fn namespace(name: &str, phase: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {
+            "name": name, "uid": "ns-uid-1", "resourceVersion": "7",
+            "labels": {"app.kubernetes.io/managed-by": "phasecheck"}
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": phase}
+    })
+}
+
+fn empty_list(kind: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "8"}, "items": []})
+}
+
+#[tokio::test]
+async fn a_namespace_is_created_labelled_and_deleted_once_the_server_says_it_is_gone() {
+    let (runtime, seen) = mock_runtime(|req| match (&req.method, req.uri.as_str()) {
+        (&Method::POST, "/api/v1/namespaces?") => answer(201, namespace("pc-1", "Active")),
+        (&Method::DELETE, uri) if uri.starts_with("/api/v1/namespaces/pc-1") => {
+            answer(200, namespace("pc-1", "Terminating"))
+        }
+        (&Method::GET, uri) if uri.contains("fieldSelector=metadata.name%3Dpc-1") => {
+            answer(200, empty_list("NamespaceList"))
+        }
+        _ => answer(500, status(500, "InternalError", "unexpected")),
+    });
+    Runtime::create_namespace(&runtime, "pc-1").await.unwrap();
+    Runtime::delete_namespace(&runtime, "pc-1").await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    let created = seen[0].json();
+    assert_eq!(created["metadata"]["name"], "pc-1");
+    assert_eq!(
+        created["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "phasecheck"
+    );
+    assert_eq!(seen[1].method, Method::DELETE);
+    assert!(
+        seen[2].uri.starts_with("/api/v1/namespaces?"),
+        "{:?}",
+        seen[2]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_namespace_deletion_is_an_error_not_a_silent_success() {
+    let (runtime, _seen) = mock_runtime(|req| match req.method {
+        Method::DELETE => answer(
+            403,
+            status(
+                403,
+                "Forbidden",
+                "namespaces \"pc-1\" is forbidden: User \"ci\" cannot delete resource",
+            ),
+        ),
+        _ => answer(500, status(500, "InternalError", "unexpected")),
+    });
+    let err = Runtime::delete_namespace(&runtime, "pc-1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Api { .. }), "{err:?}");
+    assert!(err.to_string().contains("delete namespace pc-1"), "{err}");
+    assert!(
+        std::error::Error::source(&err)
+            .unwrap()
+            .to_string()
+            .contains("forbidden")
+    );
+}
+
+#[tokio::test]
+async fn a_namespace_stuck_terminating_times_out_naming_what_blocks_it() {
+    let stuck = || {
+        let mut ns = namespace("pc-1", "Terminating");
+        ns["metadata"]["deletionTimestamp"] = json!("2025-06-01T10:00:00Z");
+        ns["status"]["conditions"] = json!([{
+            "type": "NamespaceFinalizersRemaining", "status": "True",
+            "reason": "SomeFinalizersRemain",
+            "message": "Some content in the namespace has finalizers remaining: example.com/block in 1 resource instances"
+        }]);
+        ns
+    };
+    let (runtime, _seen) = mock_runtime(move |req| match (&req.method, req.uri.as_str()) {
+        (&Method::DELETE, _) => answer(200, stuck()),
+        (&Method::GET, uri) if uri.contains("watch=true") => Reply::Hold,
+        (&Method::GET, uri) if uri.contains("fieldSelector") => answer(
+            200,
+            json!({
+                "apiVersion": "v1", "kind": "NamespaceList",
+                "metadata": {"resourceVersion": "9"}, "items": [stuck()]
+            }),
+        ),
+        (&Method::GET, "/api/v1/namespaces/pc-1") => answer(200, stuck()),
+        _ => answer(500, status(500, "InternalError", "unexpected")),
+    });
+    let runtime = runtime.with_wait_timeout(Duration::from_millis(300));
+    let err = Runtime::delete_namespace(&runtime, "pc-1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("finalizers remaining"), "{err}");
+}
+
+const DEPLOYMENT: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: phasepod}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: phasepod}}
+  template:
+    metadata: {labels: {app: phasepod}}
+    spec:
+      initContainers: [{name: restore, image: 'phasecheck/phasepod:dev'}]
+      containers: [{name: app, image: 'phasecheck/phasepod:dev'}]
+";
+
+#[tokio::test]
+async fn apply_sends_a_server_side_apply_patch_with_the_phasecheck_field_manager() {
+    let (runtime, seen) = mock_runtime(|req| {
+        let mut body = req.json();
+        body["metadata"]["uid"] = json!("d-uid");
+        answer(200, body)
+    });
+    let objects = parse_manifests(DEPLOYMENT, "d.yaml".as_ref()).unwrap();
+    assert!(matches!(objects[0], Object::Deployment(_)));
+    Runtime::apply(&runtime, "pc-1", objects).await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let patch = &seen[0];
+    assert_eq!(patch.method, Method::PATCH);
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    let (path, query) = patch.uri.split_once('?').unwrap();
+    assert_eq!(path, "/apis/apps/v1/namespaces/pc-1/deployments/phasepod");
+    assert!(query.contains("fieldManager=phasecheck"), "{query}");
+    assert!(query.contains("force=true"), "{query}");
+    let body = patch.json();
+    assert_eq!(body["apiVersion"], "apps/v1");
+    assert_eq!(body["kind"], "Deployment");
+    assert_eq!(body["metadata"]["namespace"], "pc-1");
+    assert_eq!(
+        body["spec"]["template"]["spec"]["initContainers"][0]["name"],
+        "restore"
+    );
+}
+
+/// A Deployment's pod at three moments: init running, app started, app ready.
+fn deployment_pod(stage: u8) -> Value {
+    let restore = match stage {
+        0 => json!({"running": {"startedAt": "2025-06-01T10:00:02Z"}}),
+        _ => json!({"terminated": {
+            "exitCode": 0, "reason": "Completed",
+            "startedAt": "2025-06-01T10:00:02Z", "finishedAt": "2025-06-01T10:00:04Z"
+        }}),
+    };
+    let app = match stage {
+        0 => json!({"waiting": {"reason": "PodInitializing"}}),
+        _ => json!({"running": {"startedAt": "2025-06-01T10:00:05Z"}}),
+    };
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": "phasepod-6c9d8b7f5-abcde", "namespace": "pc-1", "uid": "pod-uid-1",
+            "resourceVersion": format!("{}", 10 + stage),
+            "creationTimestamp": "2025-06-01T10:00:00Z",
+            "labels": {"app": "phasepod", "pod-template-hash": "6c9d8b7f5"},
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "phasepod-6c9d8b7f5",
+                "uid": "rs-uid", "controller": true
+            }]
+        },
+        "spec": {
+            "initContainers": [{"name": "restore", "image": "phasecheck/phasepod:dev"}],
+            "containers": [{"name": "app", "image": "phasecheck/phasepod:dev"}]
+        },
+        "status": {
+            "phase": if stage == 0 { "Pending" } else { "Running" },
+            "podIP": "10.244.0.7",
+            "conditions": [{"type": "Ready", "status": if stage == 2 { "True" } else { "False" }}],
+            "initContainerStatuses": [{
+                "name": "restore", "image": "phasecheck/phasepod:dev", "imageID": "",
+                "ready": stage > 0, "restartCount": 0, "state": restore
+            }],
+            "containerStatuses": [{
+                "name": "app", "image": "phasecheck/phasepod:dev", "imageID": "",
+                "ready": stage == 2, "restartCount": 0, "state": app
+            }]
+        }
+    })
+}
+
+#[tokio::test]
+async fn waiting_for_readiness_follows_watch_events_from_initializing_to_ready() {
+    let (runtime, seen) = mock_runtime(|req| {
+        if req.uri.contains("watch=true") {
+            watch_events(&[
+                json!({"type": "MODIFIED", "object": deployment_pod(1)}),
+                json!({"type": "MODIFIED", "object": deployment_pod(2)}),
+            ])
+        } else if req.uri.starts_with("/api/v1/namespaces/pc-1/pods?") {
+            answer(
+                200,
+                json!({
+                    "apiVersion": "v1", "kind": "PodList",
+                    "metadata": {"resourceVersion": "10"}, "items": [deployment_pod(0)]
+                }),
+            )
+        } else {
+            answer(500, status(500, "InternalError", "unexpected"))
+        }
+    });
+    let phases = Mutex::new(Vec::new());
+    let pod = Runtime::wait_for_pod(
+        &runtime,
+        "pc-1",
+        "phasepod",
+        |p| {
+            phases.lock().unwrap().push(p.phase);
+            p.ready
+        },
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pod.name, "phasepod-6c9d8b7f5-abcde");
+    assert_eq!(pod.phase, PodPhase::Running);
+    assert_eq!(pod.ip.to_string(), "10.244.0.7");
+    assert_eq!(
+        *phases.lock().unwrap(),
+        [PodPhase::Initializing, PodPhase::Running, PodPhase::Running]
+    );
+    let seen = seen.lock().unwrap();
+    assert!(seen[1].uri.contains("resourceVersion=10"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_pod_that_never_gets_ready_times_out_with_its_timeline() {
+    let (runtime, _seen) = mock_runtime(|req| {
+        if req.uri.contains("watch=true") {
+            Reply::Hold
+        } else {
+            answer(
+                200,
+                json!({
+                    "apiVersion": "v1", "kind": "PodList",
+                    "metadata": {"resourceVersion": "10"}, "items": [deployment_pod(0)]
+                }),
+            )
+        }
+    });
+    let err = Runtime::wait_for_pod(
+        &runtime,
+        "pc-1",
+        "phasepod",
+        |p| p.ready,
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("timed out"), "{message}");
+    assert!(message.contains("restore"), "{message}");
+    assert!(message.contains("PodInitializing"), "{message}");
+}
+
+#[tokio::test]
+async fn failure_artefacts_include_previous_logs_events_and_pod_yaml() {
+    let mut pod = deployment_pod(2);
+    pod["status"]["containerStatuses"][0]["restartCount"] = json!(1);
+    pod["status"]["containerStatuses"][0]["lastState"] = json!({"terminated": {
+        "exitCode": 137, "reason": "OOMKilled",
+        "startedAt": "2025-06-01T10:00:05Z", "finishedAt": "2025-06-01T10:01:00Z"
+    }});
+    let (runtime, seen) = mock_runtime(move |req| {
+        let uri = req.uri.as_str();
+        if uri.starts_with("/api/v1/namespaces/pc-1/pods?") {
+            answer(
+                200,
+                json!({
+                    "apiVersion": "v1", "kind": "PodList",
+                    "metadata": {"resourceVersion": "12"}, "items": [pod.clone()]
+                }),
+            )
+        } else if uri.contains("/log?") && uri.contains("previous=true") {
+            text("serving\nout of memory\n")
+        } else if uri.contains("/log?") && uri.contains("container=app") {
+            text("serving again\n")
+        } else if uri.contains("/log?") && uri.contains("container=restore") {
+            text("restored 3 files\n")
+        } else if uri.starts_with("/api/v1/namespaces/pc-1/events?") {
+            answer(
+                200,
+                json!({
+                    "apiVersion": "v1", "kind": "EventList", "metadata": {"resourceVersion": "12"},
+                    "items": [{
+                        "metadata": {"name": "e1", "namespace": "pc-1"},
+                        "involvedObject": {"kind": "Pod", "name": "phasepod-6c9d8b7f5-abcde"},
+                        "type": "Warning", "reason": "BackOff",
+                        "message": "Back-off restarting failed container app",
+                        "lastTimestamp": "2025-06-01T10:01:01Z", "count": 2
+                    }]
+                }),
+            )
+        } else {
+            answer(404, status(404, "NotFound", "unexpected"))
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let written = runtime
+        .collect_failure_artefacts("pc-1", dir.path())
+        .await
+        .unwrap();
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "phasepod-6c9d8b7f5-abcde.yaml",
+            "phasepod-6c9d8b7f5-abcde.timeline.txt",
+            "phasepod-6c9d8b7f5-abcde.restore.log",
+            "phasepod-6c9d8b7f5-abcde.app.previous.log",
+            "phasepod-6c9d8b7f5-abcde.app.log",
+            "events.txt",
+        ]
+    );
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert_eq!(
+        read("phasepod-6c9d8b7f5-abcde.app.previous.log"),
+        "serving\nout of memory\n"
+    );
+    assert!(read("phasepod-6c9d8b7f5-abcde.yaml").contains("pod-template-hash"));
+    assert!(read("phasepod-6c9d8b7f5-abcde.timeline.txt").contains("OOMKilled"));
+    assert!(read("events.txt").contains("Warning BackOff Pod/phasepod-6c9d8b7f5-abcde"));
+    let seen = seen.lock().unwrap();
+    let previous: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.uri.contains("previous=true"))
+        .collect();
+    assert_eq!(previous.len(), 1, "{seen:?}");
+    assert!(previous[0].uri.contains("container=app"));
+}
+
+#[tokio::test]
+async fn killing_a_container_and_reaching_a_claim_are_reported_as_unsupported() {
+    let (runtime, seen) = mock_runtime(|_| answer(500, status(500, "InternalError", "unexpected")));
+    let err = Runtime::kill_container(&runtime, "pc-1", "p", "app")
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Unsupported {
+            operation: "kill_container",
+            ..
+        }
+    ));
+    let err = Runtime::pvc_path(&runtime, "pc-1", "data").unwrap_err();
+    assert!(err.to_string().contains("helper pod"), "{err}");
+    assert!(seen.lock().unwrap().is_empty());
+}
