@@ -465,11 +465,28 @@ impl<'a> Scenario<'a> {
     }
 
     /// Sleeps until half a second before `at` (the observation point for "none before it").
-    pub async fn sleep_until_just_before(&self, at: DateTime<Utc>) {
+    async fn sleep_until_just_before(&self, at: DateTime<Utc>) {
         let target = at - chrono::Duration::milliseconds(500);
         if let Ok(wait) = (target - Utc::now()).to_std() {
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Just before `at`, the store holds no backup taken before `at` (backup IDs carry the time
+    /// they were taken, so a slow listing cannot blur the line).
+    pub async fn expect_no_backup_before(&self, at: DateTime<Utc>) -> Check {
+        self.sleep_until_just_before(at).await;
+        let early: Vec<String> = self
+            .backups()
+            .await?
+            .into_iter()
+            .filter(|id| backup_time(id).is_none_or(|t| t < at))
+            .collect();
+        ensure!(
+            early.is_empty(),
+            "backups taken before the scheduled time {at}: {early:?}"
+        );
+        Ok(())
     }
 
     /// Waits for a backup taken at or after `at` and no later than `at + tolerance`.
@@ -510,24 +527,6 @@ impl<'a> Scenario<'a> {
                 ids.len()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Waits until the maintenance container has logged `n` completed backups.
-    pub async fn wait_backups_completed(&self, pod: &PodInfo, n: usize) -> Check {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let logs = self.logs(pod, self.maintenance_container()).await?;
-            let done = logs.matches("backup: completed").count();
-            if done >= n {
-                return Ok(());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{done} of {n} scheduled backups completed within 30 s"
-            );
-            // NB: log watches resolve on the first match only; counting matches means re-reading.
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -784,13 +783,6 @@ impl<'a> Scenario<'a> {
             .timeline(&self.ns, pod)
             .await
             .context("reading the pod's timeline")
-    }
-
-    async fn logs(&self, pod: &PodInfo, container: &str) -> Check<String> {
-        self.runtime()
-            .logs(&self.ns, &pod.name, container)
-            .await
-            .with_context(|| format!("reading {container}'s logs"))
     }
 
     /// RUN-1's rule: every run-phase container's every start came after every restore container
