@@ -13,6 +13,8 @@ use crate::{ensure, fail};
 
 /// How far after its scheduled time a backup may complete.
 const SCHEDULE_TOLERANCE: Duration = Duration::from_secs(5);
+/// How long a scenario whose requirement is not punctuality waits for a scheduled backup.
+const BACKUP_PATIENCE: Duration = Duration::from_secs(15);
 /// How far ahead schedules are set: time for the pod to start, even on a loaded machine.
 const SCHEDULE_LEAD: Duration = Duration::from_secs(6);
 
@@ -199,7 +201,11 @@ async fn mnt_1_on_schedule(s: &mut Scenario<'_>) -> Check {
 /// MNT-2: write through the app → scheduled backup → wipe → recreate → the same data is served.
 async fn mnt_2_round_trip(s: &mut Scenario<'_>) -> Check {
     let first = s.schedule_in(SCHEDULE_LEAD);
-    let times = [first, first + chrono::Duration::seconds(6)];
+    let times = [
+        first,
+        first + chrono::Duration::seconds(6),
+        first + chrono::Duration::seconds(12),
+    ];
     let pod = s.deploy(Knobs::schedule(&times)).await?;
     let written = Dataset::generated("written-through-app", 5, 1500);
     s.write_through_app(&pod, &written).await?;
@@ -207,7 +213,7 @@ async fn mnt_2_round_trip(s: &mut Scenario<'_>) -> Check {
     let Some(&at) = times.iter().find(|t| **t > written_at) else {
         fail!("writing through the app took until {written_at}, past every scheduled backup");
     };
-    s.wait_backup_after(at, SCHEDULE_TOLERANCE).await?;
+    s.wait_backup_after(at, BACKUP_PATIENCE).await?;
     s.stop_workload().await?;
     s.inject(Fault::EmptyVolume).await?;
     let pod = s.start_workload().await?;
@@ -228,7 +234,7 @@ async fn mnt_3_store_outage(s: &mut Scenario<'_>) -> Check {
         .await
         .context("while the store is down")?;
     s.inject(Fault::StoreUp).await?;
-    let id = s.wait_backup_after(first, Duration::from_secs(15)).await?;
+    let id = s.wait_backup_after(first, BACKUP_PATIENCE).await?;
     s.expect_backup_verifies(&id).await?;
     s.expect_backup_verifies(&earlier_id)
         .await
@@ -243,7 +249,7 @@ async fn mnt_4_retention(s: &mut Scenario<'_>) -> Check {
     let at = s.schedule_in(SCHEDULE_LEAD);
     let keep = 2;
     s.deploy(Knobs::schedule(&[at]).with_keep(keep)).await?;
-    let newest = s.wait_backup_after(at, SCHEDULE_TOLERANCE).await?;
+    let newest = s.wait_backup_after(at, BACKUP_PATIENCE).await?;
     s.wait_backup_count_at_most(keep).await?;
     let kept = s.backups().await?;
     ensure!(
@@ -281,7 +287,7 @@ async fn mnt_6_consistent(s: &mut Scenario<'_>) -> Check {
     let at = s.schedule_in(SCHEDULE_LEAD);
     let pod = s.deploy(Knobs::schedule(&[at])).await?;
     let writer = s.keep_writing(&pod);
-    let id = s.wait_backup_after(at, SCHEDULE_TOLERANCE).await;
+    let id = s.wait_backup_after(at, BACKUP_PATIENCE).await;
     let writes = writer.stop_checked().await?;
     let id = id?;
     ensure!(writes > 0, "the writer made no write during the backup");
