@@ -1,13 +1,10 @@
-//! The world a scenario acts on: the runtime, its namespace, its backup store, its subject.
+//! One case's world: its namespace, backup store and subject on the shared runtime.
 //!
-//! [`Environment`] is shared by every case of a run (one runtime, one image map);
-//! [`Scenario`] is one case's view: deploy, inject faults, observe, and the expectations the
-//! checks are written with.
+//! [`Scenario`] is what the checks are written with: deploy, inject faults, observe, and the
+//! expectations that read like the catalog.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Timelike, Utc};
@@ -15,182 +12,25 @@ use harness::app::AppClient;
 use harness::backups::BackupStore;
 use harness::dataset::{Dataset, Snapshot};
 use harness::faults::{self, Fault};
-use harness::report::{Outcome, ScenarioResult};
 use harness::runtime::PodInfo;
-use harness::runtime::local::{ImageMap, LocalRuntime};
+use harness::runtime::local::LocalRuntime;
 use harness::runtime::objects;
 use harness::runtime::timeline::Timeline;
-use harness::subject::{ImageSource, Subject};
+use harness::subject::Subject;
 use serde_json::{Value, json};
 
+use crate::environment::Environment;
 use crate::outcome::{Check, Context, Failure};
-use crate::runner::{Case, InputError, RunOptions, RuntimeKind, result_of};
-use crate::{checks, ensure, fail};
+use crate::probe::BackgroundProbe;
+use crate::runner::Case;
+use crate::{ensure, fail};
 
-/// The longest one case may take before it is failed.
-const CASE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a pod may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The ConfigMap with the store's coordinates.
 pub const ENDPOINT_CONFIGMAP: &str = "phasecheck-backup-endpoint";
 /// The Secret with the store's credentials.
 pub const CREDENTIALS_SECRET: &str = "phasecheck-backup-credentials";
-
-/// What every case of one run shares.
-pub struct Environment {
-    runtime: LocalRuntime,
-    keep_on_failure: bool,
-    report_dir: PathBuf,
-}
-
-impl Environment {
-    /// Starts the runtime the options ask for, with every subject's images mapped.
-    pub async fn start(options: &RunOptions, cases: &[Case]) -> Result<Self, InputError> {
-        if options.runtime != RuntimeKind::Local {
-            return Err(InputError::Runtime(runtime_unavailable(options.runtime)));
-        }
-        let phasepod = match &options.phasepod {
-            Some(argv) => argv.clone(),
-            None => default_phasepod_command().map_err(InputError::Runtime)?,
-        };
-        let mut images = ImageMap::default();
-        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for case in cases {
-            case.subject.check_images_mapped()?;
-            for (image, source) in &case.subject.profile.images {
-                let argv = match source {
-                    ImageSource::Builtin(_) => phasepod.clone(),
-                    ImageSource::Command(argv) => argv.clone(),
-                };
-                if let Some(previous) = seen.get(image)
-                    && *previous != argv
-                {
-                    return Err(InputError::Runtime(format!(
-                        "{}: field `images.{image}`: mapped differently by another subject ({previous:?} vs {argv:?})",
-                        case.subject.path.display()
-                    )));
-                }
-                seen.insert(image.clone(), argv.clone());
-                images = images.with_image(image, argv.clone(), Vec::<String>::new());
-            }
-        }
-        let runtime = LocalRuntime::builder()
-            .with_images(images)
-            .with_backoff(Duration::from_millis(200), Duration::from_secs(2))
-            .build()
-            .map_err(|e| InputError::Runtime(e.to_string()))?;
-        Ok(Environment {
-            runtime,
-            keep_on_failure: options.keep_on_failure,
-            report_dir: options.report_dir.clone(),
-        })
-    }
-
-    /// The runtime's name for reports.
-    pub fn runtime_name(&self) -> &'static str {
-        "local"
-    }
-
-    /// Stops every pod and process of the run.
-    pub async fn shutdown(&self) {
-        self.runtime.shutdown().await;
-    }
-
-    /// Runs one case in its own namespace and cleans up after it.
-    pub async fn run_case(&self, case: &Case) -> ScenarioResult {
-        let started = Instant::now();
-        let ns = namespace_for(case);
-        let body = async {
-            let mut scenario = Scenario::open(self, case, ns.clone()).await?;
-            let result = checks::run(case.requirement.id, &mut scenario).await;
-            if result.is_err() {
-                scenario.save_artefacts().await;
-            }
-            // NB: reports outlive the run; no credential may reach them.
-            result.map_err(|Failure(message)| Failure(scenario.redact(&message)))
-        };
-        let result = match tokio::time::timeout(CASE_TIMEOUT, body).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure(format!("did not finish within {CASE_TIMEOUT:?}"))),
-        };
-        let (outcome, mut message) = match result {
-            Ok(()) => (Outcome::Passed, String::new()),
-            Err(Failure(message)) => (Outcome::Failed, message),
-        };
-        let keep = outcome == Outcome::Failed && self.keep_on_failure;
-        if keep {
-            self.runtime.stop_namespace(&ns).await;
-            message.push_str(&format!(
-                "\n(namespace {ns} kept at {})",
-                self.runtime.namespace_dir(&ns).display()
-            ));
-        } else if let Err(e) = self.runtime.delete_namespace(&ns).await {
-            message.push_str(&format!("\ncleanup of namespace {ns} failed: {e}"));
-            return result_of(case, Outcome::Failed, started.elapsed(), message);
-        }
-        result_of(case, outcome, started.elapsed(), message)
-    }
-}
-
-/// `phasecheck phasepod …` when running as the phasecheck binary.
-fn default_phasepod_command() -> Result<Vec<String>, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    if exe.file_stem().and_then(|s| s.to_str()) == Some("phasecheck") {
-        Ok(vec![exe.to_string_lossy().into_owned(), "phasepod".into()])
-    } else {
-        Err(format!(
-            "{} is not the phasecheck binary: set RunOptions::phasepod to the command running phasepod",
-            exe.display()
-        ))
-    }
-}
-
-fn runtime_unavailable(kind: RuntimeKind) -> String {
-    let (tool, install) = match kind {
-        RuntimeKind::Kind => (
-            "kind",
-            "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) and Docker",
-        ),
-        RuntimeKind::Minikube => (
-            "minikube",
-            "install minikube (https://minikube.sigs.k8s.io/docs/start/)",
-        ),
-        RuntimeKind::Existing => ("kubectl", "point KUBECONFIG at a cluster"),
-        RuntimeKind::Local => unreachable!("local is always available"),
-    };
-    let found = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
-        .unwrap_or(false);
-    if found || kind == RuntimeKind::Existing {
-        format!(
-            "--runtime {}: the real-cluster runtimes are not part of this build yet (issue 4); use --runtime local",
-            tool
-        )
-    } else {
-        format!("--runtime {tool}: `{tool}` is not on PATH: {install}")
-    }
-}
-
-/// A DNS-label namespace unique to the case.
-fn namespace_for(case: &Case) -> String {
-    let nonce: u32 = rand_u32();
-    let mut ns = format!(
-        "pc-{}-{}-{}-{:05x}",
-        case.requirement.id.to_ascii_lowercase(),
-        case.backend,
-        case.subject.name(),
-        nonce & 0xfffff
-    );
-    ns.truncate(63);
-    ns.trim_end_matches('-').to_owned()
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    h.finish() as u32
-}
 
 /// The subject's knobs for one deployment.
 #[derive(Clone, Debug, Default)]
@@ -228,7 +68,11 @@ pub struct Scenario<'a> {
 }
 
 impl<'a> Scenario<'a> {
-    async fn open(env: &'a Environment, case: &'a Case, ns: String) -> Check<Scenario<'a>> {
+    pub(crate) async fn open(
+        env: &'a Environment,
+        case: &'a Case,
+        ns: String,
+    ) -> Check<Scenario<'a>> {
         let store = BackupStore::start(case.backend, &ns)
             .await
             .context("starting the backup store")?;
@@ -992,12 +836,12 @@ impl<'a> Scenario<'a> {
     }
 
     /// `text` with every credential of the scenario's store replaced by `<redacted>`.
-    fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         redact(text, self.store.credentials().values())
     }
 
     /// Saves logs and the timeline of the scenario's pods under the report directory.
-    async fn save_artefacts(&self) {
+    pub(crate) async fn save_artefacts(&self) {
         let dir = self.env.report_dir.join("artefacts").join(&self.ns);
         let Ok(pods) = self.runtime().pods(&self.ns).await else {
             return;
@@ -1113,58 +957,6 @@ fn mentions_secret(value: &Value, name: &str) -> bool {
 /// The time encoded in a phasepod backup ID (`YYYYMMDDTHHMMSS.mmmZ`).
 pub fn backup_time(id: &str) -> Option<DateTime<Utc>> {
     phasepod::store::BackupId::parse(id).map(|id| id.time())
-}
-
-/// A task repeating an action until stopped, recording what failed.
-pub struct BackgroundProbe {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<(usize, Vec<String>)>,
-}
-
-impl BackgroundProbe {
-    fn spawn<F, Fut>(action: F, interval: Duration) -> Self
-    where
-        F: Fn(usize) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<(), String>> + Send,
-    {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            let (mut done, mut failures) = (0, Vec::new());
-            while !flag.load(Ordering::SeqCst) {
-                match action(done).await {
-                    Ok(()) => done += 1,
-                    Err(e) => failures.push(format!("{}: {e}", Utc::now().format("%H:%M:%S%.3f"))),
-                }
-                if !interval.is_zero() {
-                    tokio::time::sleep(interval).await;
-                }
-            }
-            (done, failures)
-        });
-        BackgroundProbe { stop, task }
-    }
-
-    /// Stops the probe and returns its failures.
-    pub async fn stop(self) -> Vec<String> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.task
-            .await
-            .map(|(_, f)| f)
-            .unwrap_or_else(|e| vec![e.to_string()])
-    }
-
-    /// Stops the probe; fails if any action failed, else returns how many succeeded.
-    pub async fn stop_checked(self) -> Check<usize> {
-        self.stop.store(true, Ordering::SeqCst);
-        let (done, failures) = self.task.await.map_err(|e| Failure(e.to_string()))?;
-        ensure!(
-            failures.is_empty(),
-            "{} request(s) failed: {failures:?}",
-            failures.len()
-        );
-        Ok(done)
-    }
 }
 
 #[cfg(test)]

@@ -4,5 +4,7 @@
 pub mod catalog;
 pub mod checks;
 pub mod context;
+pub mod environment;
 pub mod outcome;
+pub mod probe;
 pub mod runner;

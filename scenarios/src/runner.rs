@@ -12,7 +12,7 @@ use harness::report::{Outcome, RunReport, ScenarioResult};
 use harness::subject::{Backend, Subject};
 
 use crate::catalog::{self, CATALOG_VERSION, Requirement};
-use crate::context::Environment;
+use crate::environment::Environment;
 
 /// Where the subjects run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
