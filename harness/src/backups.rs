@@ -67,7 +67,7 @@ pub struct BackupStore {
 
 impl BackupStore {
     /// Starts a fresh embedded service for `backend` with an empty bucket or repository.
-    pub async fn start(backend: Backend, _scenario: &str) -> Result<Self> {
+    pub async fn start(backend: Backend) -> Result<Self> {
         let service_error = |source| Error::Service { backend, source };
         let (service, config) = match backend {
             Backend::S3 => {

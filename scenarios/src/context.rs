@@ -73,7 +73,7 @@ impl<'a> Scenario<'a> {
         case: &'a Case,
         ns: String,
     ) -> Check<Scenario<'a>> {
-        let store = BackupStore::start(case.backend, &ns)
+        let store = BackupStore::start(case.backend)
             .await
             .context("starting the backup store")?;
         let mut docs = Vec::new();
