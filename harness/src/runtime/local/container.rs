@@ -1,12 +1,10 @@
 //! One container's life: prepare, start, watch (logs, probes), record, restart with back-off.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use nix::sys::signal::Signal;
-use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -169,19 +167,11 @@ async fn run_once(pod: &Arc<Pod>, idx: usize, launch: launch::Launch, stops: &St
             ran_for: Duration::ZERO,
         }
     };
-    let Some((program, args)) = launch.argv.split_first() else {
+    let Some(mut cmd) = launch.command(&launch.argv) else {
         return start_error(
             "no command: the image map gives no entrypoint and the spec no command".into(),
         );
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .envs(&launch.env)
-        .current_dir(&launch.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
     let owner = Owner {
         pod_uid: pod.uid.clone(),
         container: idx,

@@ -107,6 +107,23 @@ pub(super) struct Launch {
     pub rewrites: Rewrites,
 }
 
+impl Launch {
+    /// A command running `argv` (`None` when empty) in this container's environment and working
+    /// directory only, stdin closed, stdout and stderr piped.
+    pub fn command(&self, argv: &[String]) -> Option<tokio::process::Command> {
+        let (program, args) = argv.split_first()?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .envs(&self.env)
+            .current_dir(&self.cwd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        Some(cmd)
+    }
+}
+
 /// Resolves `container` into a [`Launch`]. An `Err` is a `CreateContainerConfigError` message
 /// (a missing Secret, ConfigMap or key).
 pub(super) fn prepare(

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -12,7 +11,6 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt as _;
-use tokio::process::Command;
 use tokio::sync::watch;
 
 use super::images::ImageCommand;
@@ -512,17 +510,9 @@ impl Pod {
     ) -> Result<ExecOutput, ContainerError> {
         let (_, launch) = self.launch(idx)?;
         let argv: Vec<String> = argv.iter().map(|a| launch.rewrites.apply(a)).collect();
-        let Some((program, args)) = argv.split_first() else {
+        let Some(mut cmd) = launch.command(&argv) else {
             return Err(ContainerError::Io(std::io::Error::other("empty command")));
         };
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .envs(&launch.env)
-            .current_dir(&launch.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         let owner = Owner {
             pod_uid: self.uid.clone(),
             container: idx,

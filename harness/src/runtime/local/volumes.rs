@@ -53,72 +53,69 @@ pub(super) fn materialise(
             std::fs::remove_dir_all(&own).map_err(io)?;
         }
         std::fs::create_dir_all(&own).map_err(io)?;
-        let missing = |what: &str, name: &str| {
-            VolumeError::Missing(format!(
-                "MountVolume.SetUp failed for volume \"{}\": {what} \"{name}\" not found",
-                volume.name
-            ))
+        // Writes one Secret's or ConfigMap's keys into the volume; a missing one holds the pod
+        // unless it is optional.
+        let fill = |kind: &str,
+                    store: &BTreeMap<String, Data>,
+                    name: &str,
+                    items: Option<&[KeyToPath]>,
+                    mode: Option<i32>,
+                    optional: Option<bool>| {
+            match store.get(name) {
+                Some(data) => write_files(&own, data, items, mode, &volume.name, kind, name),
+                None if optional == Some(true) => Ok(()),
+                None => Err(VolumeError::Missing(format!(
+                    "MountVolume.SetUp failed for volume \"{}\": {} \"{name}\" not found",
+                    volume.name,
+                    kind.to_ascii_lowercase()
+                ))),
+            }
         };
         if let Some(secret) = &volume.secret {
             let name = secret.secret_name.clone().unwrap_or_default();
-            match config.secrets.get(&name) {
-                Some(data) => write_files(
-                    &own,
-                    data,
-                    secret.items.as_deref(),
-                    secret.default_mode,
-                    &volume.name,
-                    "Secret",
-                    &name,
-                )?,
-                None if secret.optional == Some(true) => {}
-                None => return Err(missing("secret", &name)),
-            }
+            let items = secret.items.as_deref();
+            fill(
+                "Secret",
+                &config.secrets,
+                &name,
+                items,
+                secret.default_mode,
+                secret.optional,
+            )?;
         } else if let Some(map) = &volume.config_map {
-            match config.config_maps.get(&map.name) {
-                Some(data) => write_files(
-                    &own,
-                    data,
-                    map.items.as_deref(),
-                    map.default_mode,
-                    &volume.name,
-                    "ConfigMap",
-                    &map.name,
-                )?,
-                None if map.optional == Some(true) => {}
-                None => return Err(missing("configmap", &map.name)),
-            }
+            let items = map.items.as_deref();
+            fill(
+                "ConfigMap",
+                &config.config_maps,
+                &map.name,
+                items,
+                map.default_mode,
+                map.optional,
+            )?;
         } else if let Some(projected) = &volume.projected {
+            let mode = projected.default_mode;
             for source in projected.sources.iter().flatten() {
                 if let Some(secret) = &source.secret {
-                    match config.secrets.get(&secret.name) {
-                        Some(data) => write_files(
-                            &own,
-                            data,
-                            secret.items.as_deref(),
-                            projected.default_mode,
-                            &volume.name,
-                            "Secret",
-                            &secret.name,
-                        )?,
-                        None if secret.optional == Some(true) => {}
-                        None => return Err(missing("secret", &secret.name)),
-                    }
+                    let items = secret.items.as_deref();
+                    fill(
+                        "Secret",
+                        &config.secrets,
+                        &secret.name,
+                        items,
+                        mode,
+                        secret.optional,
+                    )?;
                 }
                 if let Some(map) = &source.config_map {
-                    match config.config_maps.get(&map.name) {
-                        Some(data) => write_files(
-                            &own,
-                            data,
-                            map.items.as_deref(),
-                            projected.default_mode,
-                            &volume.name,
-                            "ConfigMap",
-                            &map.name,
-                        )?,
-                        None if map.optional == Some(true) => {}
-                        None => return Err(missing("configmap", &map.name)),
-                    }
+                    let items = map.items.as_deref();
+                    fill(
+                        "ConfigMap",
+                        &config.config_maps,
+                        &map.name,
+                        items,
+                        mode,
+                        map.optional,
+                    )?;
                 }
             }
         }
