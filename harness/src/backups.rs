@@ -63,15 +63,27 @@ pub struct BackupStore {
     service: Service,
     config: phasepod::store::BackendConfig,
     scratch: tempfile::TempDir,
+    advertised_host: Option<String>,
 }
 
 impl BackupStore {
-    /// Starts a fresh embedded service for `backend` with an empty bucket or repository.
+    /// Starts a fresh embedded service for `backend` on loopback with an empty bucket or
+    /// repository.
     pub async fn start(backend: Backend) -> Result<Self> {
+        Self::start_on(backend, std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// Like [`Self::start`], listening on `bind` (e.g. the address a cluster's pods reach this
+    /// host by).
+    pub async fn start_on(backend: Backend, bind: std::net::IpAddr) -> Result<Self> {
         let service_error = |source| Error::Service { backend, source };
         let (service, config) = match backend {
             Backend::S3 => {
-                let server = EmbeddedObjectStore::start().await.map_err(service_error)?;
+                let server = EmbeddedObjectStore::builder()
+                    .with_bind_addr(bind)
+                    .start()
+                    .await
+                    .map_err(service_error)?;
                 server.create_bucket(BUCKET).await.map_err(service_error)?;
                 let config = phasepod::store::BackendConfig::S3(phasepod::store::S3Config {
                     endpoint: server.endpoint(),
@@ -84,7 +96,11 @@ impl BackupStore {
                 (Service::S3(server), config)
             }
             Backend::Git => {
-                let server = EmbeddedGitServer::start().await.map_err(service_error)?;
+                let server = EmbeddedGitServer::builder()
+                    .with_bind_addr(bind)
+                    .start()
+                    .await
+                    .map_err(service_error)?;
                 let url = server
                     .create_repo(REPOSITORY)
                     .await
@@ -106,7 +122,34 @@ impl BackupStore {
             service,
             config,
             scratch,
+            advertised_host: None,
         })
+    }
+
+    /// Workloads reach the store by `host` (e.g. a Service name) instead of its IP; the port
+    /// stays the same.
+    pub fn with_advertised_host(mut self, host: impl Into<String>) -> Self {
+        self.advertised_host = Some(host.into());
+        self
+    }
+
+    /// The address the service listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        match &self.service {
+            Service::S3(s) => s.local_addr(),
+            Service::Git(g) => g.local_addr(),
+        }
+    }
+
+    /// `url` as workloads should use it: the advertised host in place of the listen address.
+    fn advertised(&self, url: &str) -> String {
+        match &self.advertised_host {
+            Some(host) => {
+                let addr = self.local_addr();
+                url.replacen(&addr.to_string(), &format!("{host}:{}", addr.port()), 1)
+            }
+            None => url.to_owned(),
+        }
     }
 
     /// The backend.
@@ -132,13 +175,13 @@ impl BackupStore {
         .collect();
         match &self.config {
             phasepod::store::BackendConfig::S3(s3) => {
-                settings.insert("S3_ENDPOINT".into(), s3.endpoint.clone());
+                settings.insert("S3_ENDPOINT".into(), self.advertised(&s3.endpoint));
                 settings.insert("S3_BUCKET".into(), s3.bucket.clone());
                 settings.insert("S3_PREFIX".into(), s3.prefix.clone());
                 settings.insert("S3_REGION".into(), s3.region.clone());
             }
             phasepod::store::BackendConfig::Git(git) => {
-                settings.insert("GIT_URL".into(), git.url.clone());
+                settings.insert("GIT_URL".into(), self.advertised(&git.url));
                 settings.insert("GIT_BRANCH".into(), git.branch.clone());
             }
         }

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod backups;
+pub mod cluster;
 pub mod dataset;
 pub mod faults;
 pub mod image;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use harness::dataset::Dataset;
 use harness::faults::{CorruptionMode, Fault};
+use harness::runtime::Runtime;
 
 use crate::context::{Knobs, Scenario};
 use crate::outcome::{Check, Context};
@@ -19,7 +20,7 @@ const BACKUP_PATIENCE: Duration = Duration::from_secs(15);
 const SCHEDULE_LEAD: Duration = Duration::from_secs(6);
 
 /// Runs the scenario for requirement `id`.
-pub async fn run(id: &str, s: &mut Scenario<'_>) -> Check {
+pub async fn run<R: Runtime>(id: &str, s: &mut Scenario<'_, R>) -> Check {
     match id {
         "INIT-1" => init_1_restore_empty(s).await,
         "INIT-2" => init_2_keep_valid(s).await,
@@ -44,7 +45,7 @@ pub async fn run(id: &str, s: &mut Scenario<'_>) -> Check {
 }
 
 /// INIT-1: volume empty, backups exist → the newest valid backup is restored before the run phase.
-async fn init_1_restore_empty(s: &mut Scenario<'_>) -> Check {
+async fn init_1_restore_empty<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     s.seed_backup(&Dataset::generated("older", 4, 2048)).await?;
     let newest = Dataset::generated("newest", 7, 4096);
     s.seed_backup(&newest).await?;
@@ -54,15 +55,15 @@ async fn init_1_restore_empty(s: &mut Scenario<'_>) -> Check {
 }
 
 /// INIT-2: a valid dataset newer than any backup is left byte-for-byte unchanged.
-async fn init_2_keep_valid(s: &mut Scenario<'_>) -> Check {
+async fn init_2_keep_valid<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     s.seed_backup(&Dataset::generated("backup", 4, 2048))
         .await?;
     s.prepare_storage().await?;
     let local = Dataset::generated("local-newer", 6, 3000);
-    s.write_volume_dataset(&local, 1000)?;
-    let before = s.volume_snapshot()?;
+    s.write_volume_dataset(&local, 1000).await?;
+    let before = s.volume_snapshot().await?;
     let pod = s.deploy(Knobs::default()).await?;
-    let after = s.volume_snapshot()?;
+    let after = s.volume_snapshot().await?;
     if let Some(change) = before.first_difference(&after) {
         fail!("init changed the valid dataset on the volume: {change}");
     }
@@ -70,12 +71,13 @@ async fn init_2_keep_valid(s: &mut Scenario<'_>) -> Check {
 }
 
 /// INIT-3: each corruption of the volume → the newest valid backup restored.
-async fn init_3_repair_corrupt(s: &mut Scenario<'_>) -> Check {
+async fn init_3_repair_corrupt<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let backup = Dataset::generated("backup", 6, 2048);
     s.seed_backup(&backup).await?;
     s.prepare_storage().await?;
     for mode in CorruptionMode::ALL {
-        s.write_volume_dataset(&Dataset::generated("local", 6, 2048), 500)?;
+        s.write_volume_dataset(&Dataset::generated("local", 6, 2048), 500)
+            .await?;
         s.inject(Fault::CorruptVolume { mode }).await?;
         let pod = s.deploy(Knobs::default()).await?;
         s.expect_serves(&pod, &backup)
@@ -87,14 +89,14 @@ async fn init_3_repair_corrupt(s: &mut Scenario<'_>) -> Check {
 }
 
 /// INIT-4: volume empty, no backup → init succeeds, the app starts on an empty dataset.
-async fn init_4_fresh_start(s: &mut Scenario<'_>) -> Check {
+async fn init_4_fresh_start<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let pod = s.deploy(Knobs::default()).await?;
     s.expect_restore_finished_before_run(&pod.name).await?;
     s.expect_serves(&pod, &Dataset::empty()).await
 }
 
 /// INIT-5: the newest backup fails verification → the newest one that passes is restored.
-async fn init_5_skip_bad_backup(s: &mut Scenario<'_>) -> Check {
+async fn init_5_skip_bad_backup<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let good = Dataset::generated("good", 5, 2048);
     s.seed_backup(&good).await?;
     s.seed_backup(&Dataset::generated("to-corrupt", 5, 2048))
@@ -106,14 +108,15 @@ async fn init_5_skip_bad_backup(s: &mut Scenario<'_>) -> Check {
 
 /// INIT-6: store unreachable and volume empty or corrupt → the run phase never starts; once the
 /// store is back, restore completes and the app starts.
-async fn init_6_no_start_blind(s: &mut Scenario<'_>) -> Check {
+async fn init_6_no_start_blind<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let backup = Dataset::generated("backup", 5, 2048);
     s.seed_backup(&backup).await?;
     s.prepare_storage().await?;
     for volume in ["empty", "corrupt"] {
         if volume == "corrupt" {
             s.stop_workload().await?;
-            s.write_volume_dataset(&Dataset::generated("local", 5, 2048), 700)?;
+            s.write_volume_dataset(&Dataset::generated("local", 5, 2048), 700)
+                .await?;
             s.inject(Fault::CorruptVolume {
                 mode: CorruptionMode::FlipBytes,
             })
@@ -138,10 +141,17 @@ async fn init_6_no_start_blind(s: &mut Scenario<'_>) -> Check {
 }
 
 /// INIT-7: an init killed mid-restore leaves nothing the next attempt mistakes for a valid dataset.
-async fn init_7_atomic_restore(s: &mut Scenario<'_>) -> Check {
+async fn init_7_atomic_restore<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let backup = Dataset::generated("large", 800, 1024);
     s.seed_backup(&backup).await?;
     s.prepare_storage().await?;
+    // NB: this also readies a cluster's claim helper, so counting files mid-restore is quick.
+    if s.data_on_claim() {
+        ensure!(
+            s.volume_file_count(1).await? == 0,
+            "the fresh data volume is not empty"
+        );
+    }
     // NB: on a loaded machine the restore may finish before the kill lands; try again then.
     let attempts = 3;
     for attempt in 1..=attempts {
@@ -156,13 +166,13 @@ async fn init_7_atomic_restore(s: &mut Scenario<'_>) -> Check {
             Err(missed) => return Err(missed),
         }
     }
-    s.expect_no_partial_dataset_looks_valid(&backup)?;
+    s.expect_no_partial_dataset_looks_valid(&backup).await?;
     let pod = s.wait_ready().await.context("after the killed restore")?;
     s.expect_serves(&pod, &backup).await
 }
 
 /// RUN-1: every run-phase container starts after every restore init container exited 0.
-async fn run_1_ordering(s: &mut Scenario<'_>) -> Check {
+async fn run_1_ordering<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     s.seed_backup(&Dataset::generated("backup", 40, 4096))
         .await?;
     let pod = s.deploy(Knobs::default()).await?;
@@ -170,7 +180,7 @@ async fn run_1_ordering(s: &mut Scenario<'_>) -> Check {
 }
 
 /// RUN-2: the app serves exactly the restored dataset.
-async fn run_2_serves_restored(s: &mut Scenario<'_>) -> Check {
+async fn run_2_serves_restored<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let backup = Dataset::generated("nested", 9, 5000).with_nested_paths();
     s.seed_backup(&backup).await?;
     let pod = s.deploy(Knobs::default()).await?;
@@ -178,19 +188,19 @@ async fn run_2_serves_restored(s: &mut Scenario<'_>) -> Check {
 }
 
 /// SEC-1: no run-phase container can read backup credentials.
-async fn sec_1_creds_isolated(s: &mut Scenario<'_>) -> Check {
+async fn sec_1_creds_isolated<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let pod = s.deploy(Knobs::default()).await?;
     s.expect_run_spec_has_no_credentials()?;
     s.expect_run_processes_hold_no_credentials(&pod).await
 }
 
 /// SEC-2: the maintenance container mounts the data volume read-only.
-async fn sec_2_maint_read_only(s: &mut Scenario<'_>) -> Check {
+async fn sec_2_maint_read_only<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     s.expect_maintenance_mounts_data_read_only()
 }
 
 /// MNT-1: a backup appears at the scheduled time within tolerance, and none before it.
-async fn mnt_1_on_schedule(s: &mut Scenario<'_>) -> Check {
+async fn mnt_1_on_schedule<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let at = s.schedule_in(SCHEDULE_LEAD);
     s.deploy(Knobs::schedule(&[at])).await?;
     s.expect_no_backup_before(at).await?;
@@ -199,7 +209,7 @@ async fn mnt_1_on_schedule(s: &mut Scenario<'_>) -> Check {
 }
 
 /// MNT-2: write through the app → scheduled backup → wipe → recreate → the same data is served.
-async fn mnt_2_round_trip(s: &mut Scenario<'_>) -> Check {
+async fn mnt_2_round_trip<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let first = s.schedule_in(SCHEDULE_LEAD);
     let times = [
         first,
@@ -222,7 +232,7 @@ async fn mnt_2_round_trip(s: &mut Scenario<'_>) -> Check {
 
 /// MNT-3: store down at backup time → the app keeps serving, earlier backups stay intact, the next
 /// scheduled backup succeeds.
-async fn mnt_3_store_outage(s: &mut Scenario<'_>) -> Check {
+async fn mnt_3_store_outage<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let earlier = Dataset::generated("earlier", 4, 2048);
     let earlier_id = s.seed_backup(&earlier).await?;
     let first = s.schedule_in(SCHEDULE_LEAD);
@@ -242,7 +252,7 @@ async fn mnt_3_store_outage(s: &mut Scenario<'_>) -> Check {
 }
 
 /// MNT-4: at most N backups are kept, the newest valid one never pruned.
-async fn mnt_4_retention(s: &mut Scenario<'_>) -> Check {
+async fn mnt_4_retention<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     for label in ["old-1", "old-2", "old-3"] {
         s.seed_backup(&Dataset::generated(label, 2, 512)).await?;
     }
@@ -260,10 +270,10 @@ async fn mnt_4_retention(s: &mut Scenario<'_>) -> Check {
 }
 
 /// MNT-5: the maintenance container killed → restarted, the app never interrupted, schedule kept.
-async fn mnt_5_sidecar_crash(s: &mut Scenario<'_>) -> Check {
+async fn mnt_5_sidecar_crash<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let at = s.schedule_in(SCHEDULE_LEAD);
     let pod = s.deploy(Knobs::schedule(&[at])).await?;
-    let availability = s.watch_availability(&pod);
+    let availability = s.watch_availability(&pod).await?;
     s.inject(Fault::KillContainer {
         name: s.maintenance_container().to_owned(),
     })
@@ -283,10 +293,10 @@ async fn mnt_5_sidecar_crash(s: &mut Scenario<'_>) -> Check {
 }
 
 /// MNT-6: a backup taken while the app writes verifies as a valid dataset.
-async fn mnt_6_consistent(s: &mut Scenario<'_>) -> Check {
+async fn mnt_6_consistent<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let at = s.schedule_in(SCHEDULE_LEAD);
     let pod = s.deploy(Knobs::schedule(&[at])).await?;
-    let writer = s.keep_writing(&pod);
+    let writer = s.keep_writing(&pod).await?;
     let id = s.wait_backup_after(at, BACKUP_PATIENCE).await;
     let writes = writer.stop_checked().await?;
     let id = id?;
@@ -296,7 +306,7 @@ async fn mnt_6_consistent(s: &mut Scenario<'_>) -> Check {
 
 /// LIFE-1: the pod deleted → the new pod's init runs again and the data survives (PVC) or is
 /// restored (emptyDir).
-async fn life_1_recreate(s: &mut Scenario<'_>) -> Check {
+async fn life_1_recreate<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let backup = Dataset::generated("backup", 4, 2048);
     s.seed_backup(&backup).await?;
     let first = s.deploy(Knobs::default()).await?;

@@ -4,7 +4,7 @@
 //! expectations that read like the catalog.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Timelike, Utc};
@@ -13,9 +13,10 @@ use harness::backups::BackupStore;
 use harness::dataset::{Dataset, Snapshot};
 use harness::faults::{self, Fault};
 use harness::runtime::PodInfo;
-use harness::runtime::local::LocalRuntime;
+use harness::runtime::Runtime;
 use harness::runtime::objects;
 use harness::runtime::timeline::Timeline;
+use harness::services::in_cluster;
 use harness::subject::Subject;
 use serde_json::{Value, json};
 
@@ -56,8 +57,8 @@ impl Knobs {
 }
 
 /// One case's view of the world.
-pub struct Scenario<'a> {
-    env: &'a Environment,
+pub struct Scenario<'a, R: Runtime> {
+    env: &'a Environment<R>,
     case: &'a Case,
     ns: String,
     store: BackupStore,
@@ -67,13 +68,13 @@ pub struct Scenario<'a> {
     docs: Vec<Value>,
 }
 
-impl<'a> Scenario<'a> {
+impl<'a, R: Runtime> Scenario<'a, R> {
     pub(crate) async fn open(
-        env: &'a Environment,
+        env: &'a Environment<R>,
         case: &'a Case,
         ns: String,
-    ) -> Check<Scenario<'a>> {
-        let store = BackupStore::start(case.backend)
+    ) -> Check<Scenario<'a, R>> {
+        let mut store = BackupStore::start_on(case.backend, env.store_bind)
             .await
             .context("starting the backup store")?;
         let mut docs = Vec::new();
@@ -84,6 +85,16 @@ impl<'a> Scenario<'a> {
             .create_namespace(&ns)
             .await
             .context("creating the namespace")?;
+        if env.store_via_service {
+            store = store.with_advertised_host(in_cluster::STORE_SERVICE);
+            let docs = in_cluster::service_documents(in_cluster::STORE_SERVICE, store.local_addr());
+            let objects = objects::parse_documents(docs, Path::new("(the store's Service)"))
+                .context("building the store's Service")?;
+            env.runtime
+                .apply(&ns, objects)
+                .await
+                .context("making the backup store reachable from the namespace")?;
+        }
         Ok(Scenario {
             env,
             case,
@@ -99,7 +110,7 @@ impl<'a> Scenario<'a> {
         &self.case.subject
     }
 
-    fn runtime(&self) -> &LocalRuntime {
+    fn runtime(&self) -> &R {
         &self.env.runtime
     }
 
@@ -394,9 +405,14 @@ impl<'a> Scenario<'a> {
     pub async fn inject(&mut self, fault: Fault) -> Check {
         let step = format!("fault `{fault}`");
         match fault {
-            Fault::EmptyVolume => faults::empty_directory(&self.volume_dir()?).context(&step),
+            Fault::EmptyVolume => {
+                let empty = tempfile::tempdir().context("scratch directory")?;
+                self.write_volume(empty.path()).await.context(&step)
+            }
             Fault::CorruptVolume { mode } => {
-                faults::corrupt_dataset(&self.volume_dir()?.join("current"), mode).context(&step)
+                let copy = self.read_volume().await?;
+                faults::corrupt_dataset(&copy.path().join("current"), mode).context(&step)?;
+                self.write_volume(copy.path()).await.context(&step)
             }
             Fault::CorruptLatestBackup => self.store.corrupt_latest().await.context(&step),
             Fault::DeleteLatestBackup => self.store.delete_latest().await.context(&step),
@@ -451,10 +467,9 @@ impl<'a> Scenario<'a> {
         if !self.data_on_claim() {
             return Ok(());
         }
-        let volume = self.volume_dir()?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        // NB: the local runtime has no file-change feed; the volume is checked every 5 ms.
-        while count_files(&volume, RESTORE_PROGRESS_FILES) < RESTORE_PROGRESS_FILES {
+        // NB: no runtime offers a file-change feed for a claim; it is counted every 5 ms.
+        while self.volume_file_count(RESTORE_PROGRESS_FILES).await? < RESTORE_PROGRESS_FILES {
             ensure!(
                 Instant::now() < deadline,
                 "the restore wrote fewer than {RESTORE_PROGRESS_FILES} files within 10 s"
@@ -473,34 +488,83 @@ impl<'a> Scenario<'a> {
 
     // ----- the volume ------------------------------------------------------------------------
 
-    /// The host directory behind the data claim.
-    fn volume_dir(&self) -> Check<PathBuf> {
-        let Some(claim) = &self.subject().data_claim else {
-            fail!(
+    /// The data claim's name.
+    fn data_claim(&self) -> Check<&str> {
+        match &self.subject().data_claim {
+            Some(claim) => Ok(claim),
+            None => fail!(
                 "the data volume is an emptyDir: it cannot be prepared or damaged before the pod exists"
-            );
-        };
+            ),
+        }
+    }
+
+    /// A copy of the volume's files in a scratch directory.
+    async fn read_volume(&self) -> Check<tempfile::TempDir> {
+        let archive = self
+            .runtime()
+            .read_claim(&self.ns, self.data_claim()?)
+            .await
+            .context("reading the data volume")?;
+        let copy = tempfile::tempdir().context("scratch directory")?;
+        phasepod::tool::replace_dir(copy.path(), &archive[..], None)
+            .context("unpacking the data volume")?;
+        Ok(copy)
+    }
+
+    /// Replaces the volume's files with `dir`'s, owned by the workload's user.
+    async fn write_volume(&self, dir: &Path) -> Check {
+        let archive =
+            phasepod::tool::pack_dir(dir, Vec::new()).context("packing files for the volume")?;
         self.runtime()
-            .pvc_path(&self.ns, claim)
-            .context("finding the data volume")
+            .write_claim(&self.ns, self.data_claim()?, archive, self.workload_owner())
+            .await
+            .context("writing the data volume")
+    }
+
+    /// The uid and gid the workload's restore container writes as, when its spec says.
+    fn workload_owner(&self) -> Option<(u32, u32)> {
+        let spec = self.pod_spec().ok()?;
+        let restore = find_container(&spec, &self.subject().profile.containers.restore[0])?;
+        let field = |name: &str| {
+            restore["securityContext"][name]
+                .as_u64()
+                .or_else(|| spec["securityContext"][name].as_u64())
+                .and_then(|id| u32::try_from(id).ok())
+        };
+        let uid = field("runAsUser")?;
+        let gid = field("runAsGroup")
+            .or_else(|| spec["securityContext"]["fsGroup"].as_u64()?.try_into().ok())
+            .unwrap_or(uid);
+        Some((uid, gid))
+    }
+
+    /// Regular files on the volume, counted no further than `limit`.
+    pub async fn volume_file_count(&self, limit: usize) -> Check<usize> {
+        self.runtime()
+            .count_claim_files(&self.ns, self.data_claim()?, limit)
+            .await
+            .context("counting the files on the data volume")
     }
 
     /// Writes `dataset` as a valid dataset of generation `generation` onto the volume.
-    pub fn write_volume_dataset(&self, dataset: &Dataset, generation: u64) -> Check {
-        let dir = self.volume_dir()?;
-        faults::empty_directory(&dir).context("clearing the volume")?;
-        harness::backups::write_dataset_dir(&dir.join("current"), dataset, generation)
-            .context("writing a dataset onto the volume")
+    pub async fn write_volume_dataset(&self, dataset: &Dataset, generation: u64) -> Check {
+        let dir = tempfile::tempdir().context("scratch directory")?;
+        harness::backups::write_dataset_dir(&dir.path().join("current"), dataset, generation)
+            .context("writing a dataset for the volume")?;
+        self.write_volume(dir.path()).await
     }
 
-    /// Every file on the volume's dataset with bytes and modification times.
-    pub fn volume_snapshot(&self) -> Check<Snapshot> {
-        Snapshot::of(&self.volume_dir()?.join("current")).context("reading the volume")
+    /// Every file on the volume's dataset with bytes and modification times (whole seconds:
+    /// the volume is read as a tar archive).
+    pub async fn volume_snapshot(&self) -> Check<Snapshot> {
+        let copy = self.read_volume().await?;
+        Snapshot::of(&copy.path().join("current")).context("reading the volume")
     }
 
     /// After a killed restore: whatever is on the volume is not mistaken for a valid dataset.
-    pub fn expect_no_partial_dataset_looks_valid(&self, backup: &Dataset) -> Check {
-        let current = self.volume_dir()?.join("current");
+    pub async fn expect_no_partial_dataset_looks_valid(&self, backup: &Dataset) -> Check {
+        let copy = self.read_volume().await?;
+        let current = copy.path().join("current");
         if !current.exists() {
             return Ok(());
         }
@@ -517,13 +581,18 @@ impl<'a> Scenario<'a> {
 
     // ----- the app ---------------------------------------------------------------------------
 
-    fn app(&self, pod: &PodInfo) -> AppClient {
-        AppClient::new((pod.ip, self.subject().profile.app.port).into())
+    async fn app(&self, pod: &PodInfo) -> Check<AppClient> {
+        let addr = self
+            .runtime()
+            .reach(&self.ns, pod, self.subject().profile.app.port)
+            .await
+            .context("reaching the app")?;
+        Ok(AppClient::new(addr))
     }
 
     /// Writes every file of `dataset` through the app.
     pub async fn write_through_app(&self, pod: &PodInfo, dataset: &Dataset) -> Check {
-        let app = self.app(pod);
+        let app = self.app(pod).await?;
         for (path, bytes) in &dataset.files {
             app.put(path, bytes.clone())
                 .await
@@ -534,7 +603,7 @@ impl<'a> Scenario<'a> {
 
     /// The app serves exactly `expected`: the same paths, bytes and manifest digests.
     pub async fn expect_serves(&self, pod: &PodInfo, expected: &Dataset) -> Check {
-        let app = self.app(pod);
+        let app = self.app(pod).await?;
         let mut listed = app.list().await.context("listing the app's files")?;
         listed.sort();
         let wanted: Vec<String> = expected.files.keys().cloned().collect();
@@ -590,21 +659,21 @@ impl<'a> Scenario<'a> {
     }
 
     /// Polls `/healthz` every 100 ms in the background until stopped; records failures.
-    pub fn watch_availability(&self, pod: &PodInfo) -> BackgroundProbe {
-        let app = self.app(pod).with_timeout(Duration::from_secs(2));
-        BackgroundProbe::spawn(
+    pub async fn watch_availability(&self, pod: &PodInfo) -> Check<BackgroundProbe> {
+        let app = self.app(pod).await?.with_timeout(Duration::from_secs(2));
+        Ok(BackgroundProbe::spawn(
             move |_| {
                 let app = app.clone();
                 async move { app.healthy().await.map_err(|e| e.to_string()) }
             },
             Duration::from_millis(100),
-        )
+        ))
     }
 
     /// Writes files through the app as fast as it answers until stopped.
-    pub fn keep_writing(&self, pod: &PodInfo) -> BackgroundProbe {
-        let app = self.app(pod);
-        BackgroundProbe::spawn(
+    pub async fn keep_writing(&self, pod: &PodInfo) -> Check<BackgroundProbe> {
+        let app = self.app(pod).await?;
+        Ok(BackgroundProbe::spawn(
             move |n| {
                 let app = app.clone();
                 async move {
@@ -617,7 +686,7 @@ impl<'a> Scenario<'a> {
                 }
             },
             Duration::ZERO,
-        )
+        ))
     }
 
     // ----- observations ----------------------------------------------------------------------
@@ -840,17 +909,16 @@ impl<'a> Scenario<'a> {
         redact(text, self.store.credentials().values())
     }
 
-    /// Saves logs and the timeline of the scenario's pods under the report directory.
+    /// Saves logs and the timeline of the scenario's pods, and what the runtime adds (events,
+    /// pod objects), under the report directory, with every credential redacted.
     pub(crate) async fn save_artefacts(&self) {
         let dir = self.env.report_dir.join("artefacts").join(&self.ns);
-        let Ok(pods) = self.runtime().pods(&self.ns).await else {
-            return;
-        };
         if std::fs::create_dir_all(&dir).is_err() {
             return;
         }
+        self.runtime().save_runtime_artefacts(&self.ns, &dir).await;
         let roles = &self.subject().profile.containers;
-        for pod in pods {
+        for pod in self.runtime().pods(&self.ns).await.unwrap_or_default() {
             if let Ok(timeline) = self.runtime().timeline(&self.ns, &pod.name).await {
                 let _ = std::fs::write(
                     dir.join(format!("{}.timeline.txt", pod.name)),
@@ -864,11 +932,14 @@ impl<'a> Scenario<'a> {
                 .chain(&roles.maintenance)
             {
                 if let Ok(logs) = self.runtime().logs(&self.ns, &pod.name, name).await {
-                    let _ = std::fs::write(
-                        dir.join(format!("{}.{name}.log", pod.name)),
-                        self.redact(&logs),
-                    );
+                    let _ = std::fs::write(dir.join(format!("{}.{name}.log", pod.name)), logs);
                 }
+            }
+        }
+        // NB: reports outlive the run; no credential may reach them, whoever wrote the file.
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                let _ = std::fs::write(entry.path(), self.redact(&text));
             }
         }
     }
@@ -887,28 +958,6 @@ pub fn redact<'s>(text: &str, secrets: impl IntoIterator<Item = &'s String>) -> 
 
 /// Files a restore must have written before [`Fault::KillInitMidRestore`] strikes.
 const RESTORE_PROGRESS_FILES: usize = 20;
-
-/// Regular files under `dir`, counting no further than `limit`.
-fn count_files(dir: &std::path::Path, limit: usize) -> usize {
-    let mut count = 0;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => stack.push(entry.path()),
-                Ok(t) if t.is_file() => count += 1,
-                _ => {}
-            }
-            if count >= limit {
-                return count;
-            }
-        }
-    }
-    count
-}
 
 /// Sets (or replaces) env vars on a container document.
 fn set_env(container: &mut Value, vars: &BTreeMap<String, String>) {

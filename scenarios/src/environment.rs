@@ -2,34 +2,119 @@
 //! per-case life cycle (namespace, timeout, artefacts, cleanup).
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use harness::report::{Outcome, ScenarioResult};
+use harness::runtime::Runtime;
 use harness::runtime::local::{ImageMap, LocalRuntime};
 use harness::subject::ImageSource;
 
 use crate::checks;
 use crate::context::Scenario;
 use crate::outcome::Failure;
-use crate::runner::{Case, InputError, RunOptions, RuntimeKind, result_of};
+use crate::runner::{Case, InputError, RunOptions, result_of};
 
 /// The longest one case may take before it is failed.
 const CASE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// What every case of one run shares.
-pub struct Environment {
-    pub(crate) runtime: LocalRuntime,
+pub struct Environment<R> {
+    pub(crate) runtime: R,
+    runtime_name: &'static str,
     keep_on_failure: bool,
     pub(crate) report_dir: PathBuf,
+    /// Where each case's backup store listens.
+    pub(crate) store_bind: IpAddr,
+    /// Whether workloads reach the store through a Service in their namespace (clusters) or
+    /// at its address (the local runtime, whose pods are host processes).
+    pub(crate) store_via_service: bool,
+    /// Whether the runtime runs native sidecars (init containers with `restartPolicy: Always`).
+    native_sidecars: bool,
 }
 
-impl Environment {
-    /// Starts the runtime the options ask for, with every subject's images mapped.
-    pub async fn start(options: &RunOptions, cases: &[Case]) -> Result<Self, InputError> {
-        if options.runtime != RuntimeKind::Local {
-            return Err(InputError::Runtime(runtime_unavailable(options.runtime)));
+impl<R: Runtime> Environment<R> {
+    /// An environment on `runtime`, stores on loopback reached directly.
+    pub fn new(runtime: R, runtime_name: &'static str, options: &RunOptions) -> Self {
+        Environment {
+            runtime,
+            runtime_name,
+            keep_on_failure: options.keep_on_failure,
+            report_dir: options.report_dir.clone(),
+            store_bind: Ipv4Addr::LOCALHOST.into(),
+            store_via_service: false,
+            native_sidecars: true,
         }
+    }
+
+    /// Stores listen on `bind` and workloads reach them through a Service per namespace.
+    pub fn with_stores_behind_service(mut self, bind: IpAddr) -> Self {
+        self.store_bind = bind;
+        self.store_via_service = true;
+        self
+    }
+
+    /// Whether subjects with native sidecars can run; when not, their cases are skipped.
+    pub fn with_native_sidecars(mut self, supported: bool) -> Self {
+        self.native_sidecars = supported;
+        self
+    }
+
+    /// The runtime's name for reports.
+    pub fn runtime_name(&self) -> &'static str {
+        self.runtime_name
+    }
+
+    /// Stops every pod and process of the run.
+    pub async fn shutdown(&self) {
+        self.runtime.shutdown().await;
+    }
+
+    /// Runs one case in its own namespace and cleans up after it.
+    pub async fn run_case(&self, case: &Case) -> ScenarioResult {
+        let started = Instant::now();
+        if !self.native_sidecars && case.subject.native_sidecar {
+            return result_of(
+                case,
+                Outcome::Skipped,
+                started.elapsed(),
+                "the subject uses native sidecars (init containers with restartPolicy: Always), which need Kubernetes 1.29 or later".into(),
+            );
+        }
+        let ns = namespace_for(case);
+        let body = async {
+            let mut scenario = Scenario::open(self, case, ns.clone()).await?;
+            let result = checks::run(case.requirement.id, &mut scenario).await;
+            if result.is_err() {
+                scenario.save_artefacts().await;
+            }
+            // NB: reports outlive the run; no credential may reach them.
+            result.map_err(|Failure(message)| Failure(scenario.redact(&message)))
+        };
+        let result = match tokio::time::timeout(CASE_TIMEOUT, body).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure(format!("did not finish within {CASE_TIMEOUT:?}"))),
+        };
+        let (outcome, mut message) = match result {
+            Ok(()) => (Outcome::Passed, String::new()),
+            Err(Failure(message)) => (Outcome::Failed, message),
+        };
+        let keep = outcome == Outcome::Failed && self.keep_on_failure;
+        if keep {
+            let note = self.runtime.keep_namespace(&ns).await;
+            message.push_str(&format!("\n({note})"));
+        } else if let Err(e) = self.runtime.delete_namespace(&ns).await {
+            message.push_str(&format!("\ncleanup of namespace {ns} failed: {e}"));
+            return result_of(case, Outcome::Failed, started.elapsed(), message);
+        }
+        result_of(case, outcome, started.elapsed(), message)
+    }
+}
+
+impl Environment<LocalRuntime> {
+    /// The embedded runtime with every subject's images mapped to host commands.
+    pub async fn local(options: &RunOptions, cases: &[Case]) -> Result<Self, InputError> {
         let phasepod = match &options.phasepod {
             Some(argv) => argv.clone(),
             None => default_phasepod_command().map_err(InputError::Runtime)?,
@@ -60,56 +145,7 @@ impl Environment {
             .with_backoff(Duration::from_millis(200), Duration::from_secs(2))
             .build()
             .map_err(|e| InputError::Runtime(e.to_string()))?;
-        Ok(Environment {
-            runtime,
-            keep_on_failure: options.keep_on_failure,
-            report_dir: options.report_dir.clone(),
-        })
-    }
-
-    /// The runtime's name for reports.
-    pub fn runtime_name(&self) -> &'static str {
-        "local"
-    }
-
-    /// Stops every pod and process of the run.
-    pub async fn shutdown(&self) {
-        self.runtime.shutdown().await;
-    }
-
-    /// Runs one case in its own namespace and cleans up after it.
-    pub async fn run_case(&self, case: &Case) -> ScenarioResult {
-        let started = Instant::now();
-        let ns = namespace_for(case);
-        let body = async {
-            let mut scenario = Scenario::open(self, case, ns.clone()).await?;
-            let result = checks::run(case.requirement.id, &mut scenario).await;
-            if result.is_err() {
-                scenario.save_artefacts().await;
-            }
-            // NB: reports outlive the run; no credential may reach them.
-            result.map_err(|Failure(message)| Failure(scenario.redact(&message)))
-        };
-        let result = match tokio::time::timeout(CASE_TIMEOUT, body).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure(format!("did not finish within {CASE_TIMEOUT:?}"))),
-        };
-        let (outcome, mut message) = match result {
-            Ok(()) => (Outcome::Passed, String::new()),
-            Err(Failure(message)) => (Outcome::Failed, message),
-        };
-        let keep = outcome == Outcome::Failed && self.keep_on_failure;
-        if keep {
-            self.runtime.stop_namespace(&ns).await;
-            message.push_str(&format!(
-                "\n(namespace {ns} kept at {})",
-                self.runtime.namespace_dir(&ns).display()
-            ));
-        } else if let Err(e) = self.runtime.delete_namespace(&ns).await {
-            message.push_str(&format!("\ncleanup of namespace {ns} failed: {e}"));
-            return result_of(case, Outcome::Failed, started.elapsed(), message);
-        }
-        result_of(case, outcome, started.elapsed(), message)
+        Ok(Environment::new(runtime, "local", options))
     }
 }
 
@@ -123,32 +159,6 @@ fn default_phasepod_command() -> Result<Vec<String>, String> {
             "{} is not the phasecheck binary: set RunOptions::phasepod to the command running phasepod",
             exe.display()
         ))
-    }
-}
-
-fn runtime_unavailable(kind: RuntimeKind) -> String {
-    let (tool, install) = match kind {
-        RuntimeKind::Kind => (
-            "kind",
-            "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) and Docker",
-        ),
-        RuntimeKind::Minikube => (
-            "minikube",
-            "install minikube (https://minikube.sigs.k8s.io/docs/start/)",
-        ),
-        RuntimeKind::Existing => ("kubectl", "point KUBECONFIG at a cluster"),
-        RuntimeKind::Local => unreachable!("local is always available"),
-    };
-    let found = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
-        .unwrap_or(false);
-    if found || kind == RuntimeKind::Existing {
-        format!(
-            "--runtime {}: the real-cluster runtimes are not part of this build yet (issue 4); use --runtime local",
-            tool
-        )
-    } else {
-        format!("--runtime {tool}: `{tool}` is not on PATH: {install}")
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod checks;
+pub mod cluster;
 pub mod context;
 pub mod environment;
 pub mod outcome;

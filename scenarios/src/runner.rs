@@ -9,9 +9,11 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use harness::report::{Outcome, RunReport, ScenarioResult};
+use harness::runtime::Runtime;
 use harness::subject::{Backend, Subject};
 
 use crate::catalog::{self, CATALOG_VERSION, Requirement};
+use crate::cluster::ClusterRun;
 use crate::environment::Environment;
 
 /// Where the subjects run.
@@ -172,7 +174,11 @@ pub fn plan(options: &RunOptions) -> Result<Vec<Case>, InputError> {
 }
 
 /// Runs `cases` with at most `jobs` at once, printing a line as each ends.
-pub async fn execute(env: Arc<Environment>, cases: Vec<Case>, jobs: usize) -> Vec<ScenarioResult> {
+pub async fn execute<R: Runtime>(
+    env: Arc<Environment<R>>,
+    cases: Vec<Case>,
+    jobs: usize,
+) -> Vec<ScenarioResult> {
     let total = cases.len();
     let done = Arc::new(AtomicUsize::new(0));
     let width = total.to_string().len();
@@ -208,6 +214,63 @@ pub async fn execute(env: Arc<Environment>, cases: Vec<Case>, jobs: usize) -> Ve
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// How a run ended before its report.
+enum Stopped {
+    /// Bad input or an unusable runtime (exit 2).
+    Input(InputError),
+    /// Ctrl-C (exit 130).
+    Interrupted,
+}
+
+/// Runs every case of `options` on the runtime it names; `interrupt` ends the run early.
+async fn run_cases(
+    options: &RunOptions,
+    cases: Vec<Case>,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<(Vec<ScenarioResult>, &'static str), Stopped> {
+    if options.runtime == RuntimeKind::Local {
+        let env = Arc::new(
+            Environment::local(options, &cases)
+                .await
+                .map_err(Stopped::Input)?,
+        );
+        let results = until_interrupted(execute(env.clone(), cases, options.jobs), interrupt).await;
+        env.shutdown().await;
+        return results.map(|r| (r, env.runtime_name()));
+    }
+    let cluster = ClusterRun::start(options, &cases)
+        .await
+        .map_err(Stopped::Input)?;
+    let results =
+        until_interrupted(execute(cluster.env.clone(), cases, options.jobs), interrupt).await;
+    let name = cluster.env.runtime_name();
+    let finished = cluster.finish().await;
+    let mut results = results?;
+    if let Err(e) = finished {
+        // NB: a cleanup that failed fails the run: it leaves cluster state behind.
+        results.push(ScenarioResult {
+            id: "CLEANUP".into(),
+            name: "cluster teardown".into(),
+            subject: String::new(),
+            backend: String::new(),
+            outcome: Outcome::Failed,
+            duration_ms: 0,
+            message: e,
+        });
+    }
+    Ok((results, name))
+}
+
+async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = T>,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<T, Stopped> {
+    tokio::select! {
+        done = work => Ok(done),
+        _ = interrupt => Err(Stopped::Interrupted),
+    }
+}
+
 /// The `phasecheck run` command: plan, run, report; returns the process exit code.
 pub async fn run_cli(options: RunOptions) -> ExitCode {
     let started = Instant::now();
@@ -218,26 +281,21 @@ pub async fn run_cli(options: RunOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let env = match Environment::start(&options, &cases).await {
-        Ok(env) => Arc::new(env),
-        Err(e) => {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("phasecheck: interrupted; stopping every pod and service of this run");
+    };
+    let (results, runtime) = match run_cases(&options, cases, interrupt).await {
+        Ok(done) => done,
+        Err(Stopped::Input(e)) => {
             eprintln!("phasecheck: error: {e}");
             return ExitCode::from(2);
         }
+        Err(Stopped::Interrupted) => return ExitCode::from(130),
     };
-    let run = execute(env.clone(), cases, options.jobs);
-    let results = tokio::select! {
-        results = run => results,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("phasecheck: interrupted; stopping every pod and service of this run");
-            env.shutdown().await;
-            return ExitCode::from(130);
-        }
-    };
-    env.shutdown().await;
     let report = RunReport {
         catalog: CATALOG_VERSION.to_owned(),
-        runtime: env.runtime_name().to_owned(),
+        runtime: runtime.to_owned(),
         wall_ms: started.elapsed().as_millis() as u64,
         scenarios: results,
     };
@@ -260,12 +318,14 @@ pub async fn run_cli(options: RunOptions) -> ExitCode {
 pub async fn run_report(options: &RunOptions) -> Result<RunReport, InputError> {
     let started = Instant::now();
     let cases = plan(options)?;
-    let env = Arc::new(Environment::start(options, &cases).await?);
-    let results = execute(env.clone(), cases, options.jobs).await;
-    env.shutdown().await;
+    let (results, runtime) = match run_cases(options, cases, std::future::pending()).await {
+        Ok(done) => done,
+        Err(Stopped::Input(e)) => return Err(e),
+        Err(Stopped::Interrupted) => unreachable!("a pending future never interrupts"),
+    };
     Ok(RunReport {
         catalog: CATALOG_VERSION.to_owned(),
-        runtime: env.runtime_name().to_owned(),
+        runtime: runtime.to_owned(),
         wall_ms: started.elapsed().as_millis() as u64,
         scenarios: results,
     })

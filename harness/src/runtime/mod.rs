@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 pub mod kube;
@@ -189,8 +189,53 @@ pub trait Runtime: Send + Sync {
         replicas: u32,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
-    /// The host directory holding the claim's files, for inspecting and damaging the data.
-    fn pvc_path(&self, ns: &str, claim: &str) -> Result<PathBuf, Self::Error>;
+    /// A tar archive of everything on the claim (paths relative to its root, modification
+    /// times kept), for inspecting the data.
+    fn read_claim(
+        &self,
+        ns: &str,
+        claim: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, Self::Error>> + Send;
+
+    /// Replaces everything on the claim with `archive`'s contents (an empty archive empties
+    /// it). `owner` (uid, gid) owns what is written where the runtime can set it. Meant for a
+    /// claim no workload is using.
+    fn write_claim(
+        &self,
+        ns: &str,
+        claim: &str,
+        archive: Vec<u8>,
+        owner: Option<(u32, u32)>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The regular files on the claim, counted no further than `limit` (cheap enough to call
+    /// while a restore writes).
+    fn count_claim_files(
+        &self,
+        ns: &str,
+        claim: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, Self::Error>> + Send;
+
+    /// An address on this host whose connections reach `port` of `pod` (the pod's IP on the
+    /// local runtime; a port-forward on a cluster, whose pod network the host cannot route to).
+    fn reach(
+        &self,
+        ns: &str,
+        pod: &PodInfo,
+        port: u16,
+    ) -> impl Future<Output = Result<SocketAddr, Self::Error>> + Send;
+
+    /// Stops the namespace's pods but keeps what a person needs to inspect a failure; returns
+    /// where and how to look.
+    fn keep_namespace(&self, ns: &str) -> impl Future<Output = String> + Send;
+
+    /// Saves what only this runtime knows about a failed namespace (events, pod objects) under
+    /// `dir`; best effort. Logs and timelines are saved by the caller through the other methods.
+    fn save_runtime_artefacts(&self, ns: &str, dir: &Path) -> impl Future<Output = ()> + Send {
+        let _ = (ns, dir);
+        async {}
+    }
 
     /// Deletes the namespace with everything in it.
     fn delete_namespace(&self, ns: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;

@@ -59,6 +59,7 @@ use std::process::ExitStatus;
 
 mod cgi;
 mod git;
+pub mod in_cluster;
 mod net;
 mod object_store;
 

@@ -2,7 +2,8 @@
 //! operations a real cluster cannot do soundly yet, which return [`Error::Unsupported`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use super::{Error, KubeRuntime, Result};
@@ -83,14 +84,8 @@ impl Runtime for KubeRuntime {
         KubeRuntime::process_env(self, ns, pod, container).await
     }
 
-    async fn kill_container(&self, _ns: &str, _pod: &str, _container: &str) -> Result<()> {
-        Err(Error::Unsupported {
-            operation: "kill_container",
-            reason: "scratch images have no `kill` to exec; a sound kill needs an ephemeral \
-                     debug container targeting the container's process namespace or a \
-                     node-level `crictl stop`, neither implemented yet (deleting the pod is a \
-                     different fault)",
-        })
+    async fn kill_container(&self, ns: &str, pod: &str, container: &str) -> Result<()> {
+        KubeRuntime::kill_container(self, ns, pod, container).await
     }
 
     async fn delete_pod(&self, ns: &str, pod: &str) -> Result<()> {
@@ -101,19 +96,47 @@ impl Runtime for KubeRuntime {
         KubeRuntime::scale(self, ns, workload, replicas).await
     }
 
-    fn pvc_path(&self, _ns: &str, _claim: &str) -> Result<PathBuf> {
-        Err(Error::Unsupported {
-            operation: "pvc_path",
-            reason: "a claim's files live on a cluster node, not on this host; they are \
-                     reachable only through a helper pod that mounts the claim",
-        })
+    async fn read_claim(&self, ns: &str, claim: &str) -> Result<Vec<u8>> {
+        KubeRuntime::read_claim(self, ns, claim).await
+    }
+
+    async fn write_claim(
+        &self,
+        ns: &str,
+        claim: &str,
+        archive: Vec<u8>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<()> {
+        KubeRuntime::write_claim(self, ns, claim, archive, owner).await
+    }
+
+    async fn count_claim_files(&self, ns: &str, claim: &str, limit: usize) -> Result<usize> {
+        KubeRuntime::count_claim_files(self, ns, claim, limit).await
+    }
+
+    async fn reach(&self, ns: &str, pod: &PodInfo, port: u16) -> Result<SocketAddr> {
+        self.forward(ns, &pod.name, port).await
+    }
+
+    async fn keep_namespace(&self, ns: &str) -> String {
+        format!(
+            "namespace {ns} kept in the cluster: `kubectl -n {ns} get all,events`; delete it with `kubectl delete namespace {ns}`"
+        )
+    }
+
+    async fn save_runtime_artefacts(&self, ns: &str, dir: &Path) {
+        if let Err(e) = self.collect_failure_artefacts(ns, dir).await {
+            tracing::warn!("saving the cluster's artefacts of {ns}: {e}");
+        }
     }
 
     async fn delete_namespace(&self, ns: &str) -> Result<()> {
+        self.stop_forwarders(ns);
         KubeRuntime::delete_namespace(self, ns).await
     }
 
     async fn shutdown(&self) {
-        // NB: the runtime starts nothing it must stop; namespaces are the caller's to delete.
+        // NB: namespaces are the caller's to delete; port-forwards are the runtime's.
+        self.stop_all_forwarders();
     }
 }

@@ -1,10 +1,8 @@
 //! Running commands in containers (the `exec` subresource over a websocket).
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::AttachParams;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Error, KubeRuntime, Result};
 use crate::runtime::ExecOutput;
@@ -19,6 +17,28 @@ impl KubeRuntime {
         container: &str,
         argv: &[String],
     ) -> Result<ExecOutput> {
+        let out = self.exec_bytes(ns, pod, container, argv, None).await?;
+        Ok(ExecOutput {
+            exit_code: out.exit_code,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: out.stderr,
+        })
+    }
+
+    /// Runs `argv` in the running `container`, feeding it `stdin` when given, and returns its
+    /// raw standard output.
+    ///
+    /// NB: stdin is held open until the command has ended: on API servers without the v5
+    /// stream protocol, closing stdin closes the whole session and loses the exit status, so a
+    /// command fed on stdin must know how much to read (e.g. a `--size` argument).
+    pub async fn exec_bytes(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        argv: &[String],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<ExecBytes> {
         let failed = |problem: String| Error::Exec {
             ns: ns.to_owned(),
             pod: pod.to_owned(),
@@ -28,7 +48,7 @@ impl KubeRuntime {
         };
         let params = AttachParams::default()
             .container(container)
-            .stdin(false)
+            .stdin(stdin.is_some())
             .stdout(true)
             .stderr(true);
         let mut process = self
@@ -45,51 +65,48 @@ impl KubeRuntime {
                 "the exec session has no stdout, stderr or status".into(),
             ));
         };
+        let mut writer = process.stdin();
+        let feed = async {
+            if let (Some(writer), Some(bytes)) = (writer.as_mut(), stdin.as_deref()) {
+                writer.write_all(bytes).await?;
+                writer.flush().await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (read_out, read_err) =
-            tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+        let (fed, read_out, read_err) = tokio::join!(
+            feed,
+            stdout.read_to_end(&mut out),
+            stderr.read_to_end(&mut err)
+        );
+        fed.map_err(|e| failed(format!("writing stdin: {e}")))?;
         read_out
             .and(read_err)
             .map_err(|e| failed(format!("reading output: {e}")))?;
         let status = status.await;
+        drop(writer);
         process
             .join()
             .await
             .map_err(|e| failed(format!("the exec session failed: {e}")))?;
         let exit_code = exit_code(status.as_ref()).map_err(failed)?;
-        Ok(ExecOutput {
+        Ok(ExecBytes {
             exit_code,
-            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stdout: out,
             stderr: String::from_utf8_lossy(&err).into_owned(),
         })
     }
+}
 
-    /// The environment of `container`'s main process, read from `/proc/1/environ` with `cat`
-    /// (so the image needs `cat`; scratch images fail with [`Error::Exec`]).
-    pub async fn process_env(
-        &self,
-        ns: &str,
-        pod: &str,
-        container: &str,
-    ) -> Result<BTreeMap<String, String>> {
-        let argv = ["cat".to_owned(), "/proc/1/environ".to_owned()];
-        let out = self.exec(ns, pod, container, &argv).await?;
-        if out.exit_code != 0 {
-            return Err(Error::Exec {
-                ns: ns.to_owned(),
-                pod: pod.to_owned(),
-                container: container.to_owned(),
-                argv: argv.to_vec(),
-                problem: format!("exit code {}: {}", out.exit_code, out.stderr.trim()),
-            });
-        }
-        Ok(out
-            .stdout
-            .split('\0')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect())
-    }
+/// A command's end with its raw standard output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecBytes {
+    /// The exit code.
+    pub exit_code: i32,
+    /// Standard output, as sent.
+    pub stdout: Vec<u8>,
+    /// Standard error (invalid UTF-8 replaced).
+    pub stderr: String,
 }
 
 /// The exit code an exec session's final `Status` reports.

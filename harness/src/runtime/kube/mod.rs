@@ -11,15 +11,13 @@
 //!   terminated instance of each container: see [`status`] for what is lost and how to notice.
 //! - **`logs` shows at most two runs**: the API serves the current and the previous instance
 //!   (`previous=true`) only.
-//! - **`kill_container` is unsupported.** Scratch images have no `kill` or shell to `exec`, and
-//!   the honest alternatives each need more machinery: an ephemeral debug container sharing the
-//!   target's process namespace (`kubectl debug --target`, needs an image the cluster can run and
-//!   RBAC for `pods/ephemeralcontainers`), or a node-level `crictl stop` through a privileged
-//!   helper. Deleting the pod is a different fault (`DeletePod`, LIFE-1) and is not substituted.
-//! - **`pvc_path` is unsupported**: a claim's files live on a node, reachable only through a
-//!   helper pod that mounts the claim; there is no host path to hand out.
-//! - **`process_env` needs `cat`** in the container (`/proc/1/environ` through `exec`), which
-//!   scratch images lack; it fails with [`Error::Exec`] there.
+//! - **Claims and processes are reached through [`helpers`] pods** running the reference image:
+//!   a claim helper mounting the claim (reads, replaces and counts files), and a privileged
+//!   `hostPID` node helper that SIGKILLs a container's processes (`kill_container`) or reads its
+//!   main process's environment (`process_env`). A namespace whose Pod Security level forbids
+//!   privileged pods cannot host the node helper.
+//! - **Writing a claim while its workload runs** races with the workload; scenarios stop the
+//!   workload first, as the catalog's faults are defined.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,13 +30,17 @@ mod artefacts;
 mod as_runtime;
 mod error;
 mod exec;
+mod forward;
+pub mod helpers;
 mod logs;
 mod namespace;
 mod pods;
 pub mod status;
+pub mod version;
 mod watch;
 
 pub use error::{Error, Result};
+pub use exec::ExecBytes;
 pub use status::timeline_from_pod;
 
 /// The field manager server-side apply records for the harness.
@@ -56,7 +58,11 @@ pub struct KubeRuntime {
     client: Client,
     field_manager: Arc<str>,
     wait_timeout: Duration,
+    tool_image: Arc<str>,
+    forwarders: Arc<std::sync::Mutex<ForwarderMap>>,
 }
+
+type ForwarderMap = std::collections::HashMap<(String, String, u16), forward::Forwarder>;
 
 impl std::fmt::Debug for KubeRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,6 +70,7 @@ impl std::fmt::Debug for KubeRuntime {
             .field("default_namespace", &self.client.default_namespace())
             .field("field_manager", &self.field_manager)
             .field("wait_timeout", &self.wait_timeout)
+            .field("tool_image", &self.tool_image)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +82,8 @@ impl KubeRuntime {
             client,
             field_manager: FIELD_MANAGER.into(),
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            tool_image: crate::image::REFERENCE_IMAGE.into(),
+            forwarders: Arc::default(),
         }
     }
 
@@ -107,6 +116,13 @@ impl KubeRuntime {
     /// [`DEFAULT_WAIT_TIMEOUT`].
     pub fn with_wait_timeout(mut self, timeout: Duration) -> Self {
         self.wait_timeout = timeout;
+        self
+    }
+
+    /// The image [`helpers`] pods run (it must contain `/phasepod`); default
+    /// [`REFERENCE_IMAGE`](crate::image::REFERENCE_IMAGE), loaded into the cluster by the harness.
+    pub fn with_tool_image(mut self, image: impl Into<String>) -> Self {
+        self.tool_image = image.into().into();
         self
     }
 

@@ -1,7 +1,8 @@
 //! [`LocalRuntime`] as a [`Runtime`]: every method delegates to the inherent one.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use super::{Error, LocalRuntime, Result};
@@ -94,8 +95,38 @@ impl Runtime for LocalRuntime {
         LocalRuntime::scale(self, ns, workload, replicas).await
     }
 
-    fn pvc_path(&self, ns: &str, claim: &str) -> Result<PathBuf> {
-        LocalRuntime::pvc_path(self, ns, claim)
+    async fn read_claim(&self, ns: &str, claim: &str) -> Result<Vec<u8>> {
+        let dir = LocalRuntime::pvc_path(self, ns, claim)?;
+        phasepod::tool::pack_dir(&dir, Vec::new()).map_err(claim_io("packing", &dir))
+    }
+
+    async fn write_claim(
+        &self,
+        ns: &str,
+        claim: &str,
+        archive: Vec<u8>,
+        _owner: Option<(u32, u32)>,
+    ) -> Result<()> {
+        // NB: pods are this user's processes; the files stay this user's.
+        let dir = LocalRuntime::pvc_path(self, ns, claim)?;
+        phasepod::tool::replace_dir(&dir, &archive[..], None).map_err(claim_io("replacing", &dir))
+    }
+
+    async fn count_claim_files(&self, ns: &str, claim: &str, limit: usize) -> Result<usize> {
+        let dir = LocalRuntime::pvc_path(self, ns, claim)?;
+        Ok(phasepod::tool::count_files(&dir, limit))
+    }
+
+    async fn reach(&self, _ns: &str, pod: &PodInfo, port: u16) -> Result<SocketAddr> {
+        Ok(SocketAddr::from((pod.ip, port)))
+    }
+
+    async fn keep_namespace(&self, ns: &str) -> String {
+        self.stop_namespace(ns).await;
+        format!(
+            "namespace {ns} kept at {}",
+            self.namespace_dir(ns).display()
+        )
     }
 
     async fn delete_namespace(&self, ns: &str) -> Result<()> {
@@ -104,5 +135,14 @@ impl Runtime for LocalRuntime {
 
     async fn shutdown(&self) {
         LocalRuntime::shutdown(self).await
+    }
+}
+
+fn claim_io(what: &'static str, dir: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = dir.to_owned();
+    move |source| Error::Io {
+        what: format!("{what} the claim's files"),
+        path,
+        source,
     }
 }

@@ -1,0 +1,325 @@
+//! Helper pods: how the harness reaches a claim's files and a container's processes on a real
+//! cluster, using only the reference image's `phasepod tool` (scratch images have no shell).
+//!
+//! - A **claim helper** (`phasecheck-claim-<claim>`) mounts the claim at [`CLAIM_MOUNT`] and runs
+//!   as root without extra capabilities, so it can read anything on the claim and hand written
+//!   files to the workload's user. Archives travel over `exec` (stdout, and stdin sized up front).
+//! - A **node helper** (`phasecheck-node-<node>`) runs privileged with `hostPID: true` on the
+//!   target pod's node, finds a container's processes by the runtime ID from the pod's status
+//!   and SIGKILLs them (the kubelet then restarts the container by its restart policy) or reads
+//!   the main process's environment.
+//!
+//! Helpers live in the scenario's namespace, are created on first use and go with it. They
+//! need a cluster that admits privileged, hostPID pods in that namespace (kind and minikube do
+//! by default; a namespace with the `restricted` Pod Security level does not).
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::PostParams;
+use serde_json::json;
+
+use super::exec::ExecBytes;
+use super::{Error, KubeRuntime, MANAGED_BY, Result};
+use crate::runtime::PodPhase;
+
+/// Where a claim helper mounts the claim.
+pub const CLAIM_MOUNT: &str = "/claim";
+/// The helper pods' container.
+const TOOL_CONTAINER: &str = "tool";
+/// The label telling helper pods from the workload's.
+pub const HELPER_LABEL: &str = "phasecheck.io/helper";
+
+impl KubeRuntime {
+    /// A tar archive of everything on the claim (through its claim helper).
+    pub async fn read_claim(&self, ns: &str, claim: &str) -> Result<Vec<u8>> {
+        let helper = self.claim_helper(ns, claim).await?;
+        let out = self.tool(ns, &helper, &["pack", CLAIM_MOUNT], None).await?;
+        Ok(out.stdout)
+    }
+
+    /// Replaces everything on the claim with `archive`'s contents, owned by `owner`.
+    pub async fn write_claim(
+        &self,
+        ns: &str,
+        claim: &str,
+        archive: Vec<u8>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<()> {
+        let helper = self.claim_helper(ns, claim).await?;
+        let size = archive.len().to_string();
+        let mut args = vec!["replace", CLAIM_MOUNT, "--size", &size];
+        let owner = owner.map(|(uid, gid)| format!("{uid}:{gid}"));
+        if let Some(owner) = &owner {
+            args.extend(["--owner", owner]);
+        }
+        self.tool(ns, &helper, &args, Some(archive)).await?;
+        Ok(())
+    }
+
+    /// The regular files on the claim, counted no further than `limit`.
+    pub async fn count_claim_files(&self, ns: &str, claim: &str, limit: usize) -> Result<usize> {
+        let helper = self.claim_helper(ns, claim).await?;
+        let limit = limit.to_string();
+        let out = self
+            .tool(ns, &helper, &["count", CLAIM_MOUNT, &limit], None)
+            .await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim().parse().map_err(|_| Error::Exec {
+            ns: ns.to_owned(),
+            pod: helper,
+            container: TOOL_CONTAINER.into(),
+            argv: vec!["count".into()],
+            problem: format!("printed `{}`, not a number", text.trim()),
+        })
+    }
+
+    /// SIGKILLs the running `container` of `pod` through a node helper on the pod's node.
+    pub async fn kill_container(&self, ns: &str, pod: &str, container: &str) -> Result<()> {
+        let (node, id) = self.running_container(ns, pod, container).await?;
+        let helper = self.node_helper(ns, &node).await?;
+        self.tool(ns, &helper, &["kill-container", &id], None)
+            .await
+            .map(drop)
+    }
+
+    /// The environment of the running `container`'s main process, read on its node.
+    pub async fn process_env(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let (node, id) = self.running_container(ns, pod, container).await?;
+        let helper = self.node_helper(ns, &node).await?;
+        let out = self
+            .tool(ns, &helper, &["container-env", &id], None)
+            .await?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .split('\0')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect())
+    }
+
+    /// The node and runtime ID of a running (init or regular) container of the pod.
+    async fn running_container(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<(String, String)> {
+        let object = self.pod(ns, pod).await?;
+        let status = object.status.as_ref();
+        let statuses = status
+            .and_then(|s| s.init_container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .chain(
+                status
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .into_iter()
+                    .flatten(),
+            );
+        let mut known = Vec::new();
+        for s in statuses {
+            known.push(s.name.clone());
+            if s.name != container {
+                continue;
+            }
+            let running = s.state.as_ref().is_some_and(|st| st.running.is_some());
+            let (Some(id), true) = (s.container_id.clone(), running) else {
+                return Err(Error::Exec {
+                    ns: ns.to_owned(),
+                    pod: pod.to_owned(),
+                    container: container.to_owned(),
+                    argv: Vec::new(),
+                    problem: "the container is not running".into(),
+                });
+            };
+            let node = object
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default();
+            return Ok((node, id));
+        }
+        Err(Error::NoContainer {
+            ns: ns.to_owned(),
+            pod: pod.to_owned(),
+            container: container.to_owned(),
+            known,
+        })
+    }
+
+    /// Runs `phasepod tool <args>` in a helper; a non-zero exit is an error with its stderr.
+    async fn tool(
+        &self,
+        ns: &str,
+        helper: &str,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<ExecBytes> {
+        let argv: Vec<String> = [crate::image::BINARY_PATH, "tool"]
+            .iter()
+            .chain(args)
+            .map(|s| (*s).to_owned())
+            .collect();
+        let out = self
+            .exec_bytes(ns, helper, TOOL_CONTAINER, &argv, stdin)
+            .await?;
+        if out.exit_code != 0 {
+            return Err(Error::Exec {
+                ns: ns.to_owned(),
+                pod: helper.to_owned(),
+                container: TOOL_CONTAINER.into(),
+                argv,
+                problem: format!("exit code {}: {}", out.exit_code, out.stderr.trim()),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn claim_helper(&self, ns: &str, claim: &str) -> Result<String> {
+        let name = helper_name("claim", claim);
+        let pod = claim_helper_pod(&name, claim, &self.tool_image);
+        self.ensure_helper(ns, &name, pod).await?;
+        Ok(name)
+    }
+
+    async fn node_helper(&self, ns: &str, node: &str) -> Result<String> {
+        let name = helper_name("node", node);
+        let pod = node_helper_pod(&name, node, &self.tool_image);
+        self.ensure_helper(ns, &name, pod).await?;
+        Ok(name)
+    }
+
+    /// Creates the helper pod unless it exists, and waits until it runs.
+    async fn ensure_helper(&self, ns: &str, name: &str, pod: serde_json::Value) -> Result<()> {
+        let api = self.pod_api(ns);
+        let exists = api
+            .get_opt(name)
+            .await
+            .map_err(Error::api(format!("get pod {ns}/{name}")))?
+            .is_some();
+        if !exists {
+            let pod: Pod = serde_json::from_value(pod).expect("helper pods are valid Pods");
+            match api.create(&PostParams::default(), &pod).await {
+                Ok(_) => {}
+                // NB: a concurrent fault injection in the same scenario may have created it.
+                Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+                Err(source) => {
+                    return Err(Error::Api {
+                        what: format!("create helper pod {ns}/{name}"),
+                        source,
+                    });
+                }
+            }
+        }
+        self.wait_for_pod(
+            ns,
+            name,
+            |p| p.phase == PodPhase::Running && p.ready,
+            self.wait_timeout,
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// `phasecheck-<role>-<target>`, cut to a valid pod name.
+fn helper_name(role: &str, target: &str) -> String {
+    let mut name = format!("phasecheck-{role}-{target}");
+    name.truncate(63);
+    name.trim_end_matches(['-', '.']).to_owned()
+}
+
+fn labels(role: &str) -> serde_json::Value {
+    json!({ MANAGED_BY.0: MANAGED_BY.1, HELPER_LABEL: role })
+}
+
+/// The claim helper: the claim at [`CLAIM_MOUNT`], root without extra capabilities.
+pub fn claim_helper_pod(name: &str, claim: &str, image: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels("claim")},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": false,
+            "containers": [{
+                "name": TOOL_CONTAINER,
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": [crate::image::BINARY_PATH, "tool", "hold"],
+                "securityContext": {
+                    "runAsUser": 0,
+                    "runAsGroup": 0,
+                    "runAsNonRoot": false,
+                    "readOnlyRootFilesystem": true,
+                    "allowPrivilegeEscalation": false,
+                },
+                "volumeMounts": [{"name": "claim", "mountPath": CLAIM_MOUNT}],
+            }],
+            "volumes": [{"name": "claim", "persistentVolumeClaim": {"claimName": claim}}],
+        },
+    })
+}
+
+/// The node helper: privileged, in the node's PID namespace, pinned to `node`.
+pub fn node_helper_pod(name: &str, node: &str, image: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels("node")},
+        "spec": {
+            "nodeName": node,
+            "hostPID": true,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": false,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{
+                "name": TOOL_CONTAINER,
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": [crate::image::BINARY_PATH, "tool", "hold"],
+                "securityContext": {
+                    "privileged": true,
+                    "runAsUser": 0,
+                    "runAsGroup": 0,
+                    "runAsNonRoot": false,
+                    "readOnlyRootFilesystem": true,
+                },
+            }],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_pods_are_valid_pods_with_names_kubernetes_accepts() {
+        let long = "x".repeat(80);
+        let name = helper_name("node", &long);
+        assert!(name.len() <= 63 && name.starts_with("phasecheck-node-x"));
+        let claim: Pod =
+            serde_json::from_value(claim_helper_pod("phasecheck-claim-data", "data", "img"))
+                .unwrap();
+        let spec = claim.spec.unwrap();
+        assert_eq!(
+            spec.volumes.unwrap()[0]
+                .persistent_volume_claim
+                .as_ref()
+                .unwrap()
+                .claim_name,
+            "data"
+        );
+        let node: Pod =
+            serde_json::from_value(node_helper_pod("phasecheck-node-n1", "n1", "img")).unwrap();
+        let spec = node.spec.unwrap();
+        assert_eq!(spec.host_pid, Some(true));
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+    }
+}

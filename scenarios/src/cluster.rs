@@ -1,0 +1,165 @@
+//! The real-cluster side of a run: provision (or reuse) the cluster, build and load the
+//! reference image, connect with kube-rs, and afterwards delete only what this run created.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use harness::cluster::{Cluster, Provider, Tools};
+use harness::image::{ImageBuilder, REFERENCE_IMAGE};
+use harness::runtime::kube::KubeRuntime;
+use harness::subject::ImageSource;
+
+use crate::environment::Environment;
+use crate::runner::{Case, InputError, RunOptions, RuntimeKind};
+
+/// The kind cluster or minikube profile phasecheck creates and reuses.
+pub const CLUSTER_NAME: &str = "phasecheck";
+/// Overrides the kind node image (pins the Kubernetes version), e.g. in a CI matrix.
+pub const NODE_IMAGE_ENV: &str = "PHASECHECK_KIND_NODE_IMAGE";
+/// Selects a kubeconfig context for `--runtime existing` (default: the current one).
+pub const CONTEXT_ENV: &str = "PHASECHECK_KUBE_CONTEXT";
+/// Set to `1` to keep a cluster this run created (it is deleted by default).
+pub const KEEP_CLUSTER_ENV: &str = "PHASECHECK_KEEP_CLUSTER";
+
+/// A provisioned cluster and the run's environment on it.
+pub struct ClusterRun {
+    cluster: Cluster,
+    /// What every case shares.
+    pub env: Arc<Environment<KubeRuntime>>,
+}
+
+impl ClusterRun {
+    /// Provisions the cluster `options.runtime` names, makes the subjects' builtin images
+    /// available to it, and connects. A cluster created here is deleted again when a later
+    /// step fails.
+    pub async fn start(options: &RunOptions, cases: &[Case]) -> Result<Self, InputError> {
+        let progress = |line: &str| eprintln!("phasecheck: {line}");
+        let cluster = Cluster::provision(provider(options.runtime), Tools::default(), progress)
+            .await
+            .map_err(|e| InputError::Runtime(format!("--runtime {}: {e}", name(options))))?;
+        match connect(&cluster, options, cases, &progress).await {
+            Ok(env) => Ok(ClusterRun {
+                cluster,
+                env: Arc::new(env),
+            }),
+            Err(e) => {
+                if let Err(cleanup) = cluster.teardown(keep_cluster()).await {
+                    eprintln!("phasecheck: error: {cleanup}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes the cluster when this run created it (unless [`KEEP_CLUSTER_ENV`] is set).
+    pub async fn finish(self) -> Result<(), String> {
+        self.env.shutdown().await;
+        self.cluster
+            .teardown(keep_cluster())
+            .await
+            .map_err(|e| format!("tearing down the cluster: {e}"))
+    }
+}
+
+async fn connect(
+    cluster: &Cluster,
+    options: &RunOptions,
+    cases: &[Case],
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Environment<KubeRuntime>, InputError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        InputError::Runtime(format!("--runtime {}: {what}: {e}", name(options)))
+    };
+    for image in builtin_images(cases) {
+        progress(&format!(
+            "building {image} (a static release build; minutes when cold)"
+        ));
+        ImageBuilder::new(workspace_root())
+            .with_tag(image.clone())
+            .build(|line| tracing::info!("{line}"))
+            .await
+            .map_err(|e| fail(&format!("building {image}"), &e))?;
+        progress(&format!("loading {image} into {}", cluster.provider()));
+        cluster
+            .load_image(&image)
+            .await
+            .map_err(|e| fail(&format!("loading {image}"), &e))?;
+    }
+    let host = cluster
+        .host_address()
+        .await
+        .map_err(|e| fail("finding the address pods reach this host by", &e))?;
+    let runtime = KubeRuntime::from_kubeconfig(cluster.kube_context().as_deref())
+        .await
+        .map_err(|e| fail("connecting", &e))?;
+    let native = runtime
+        .supports_native_sidecars()
+        .await
+        .map_err(|e| fail("reading the server version", &e))?;
+    if !native {
+        progress("the server is older than Kubernetes 1.29: native-sidecar subjects are skipped");
+    }
+    Ok(Environment::new(runtime, name(options), options)
+        .with_stores_behind_service(IpAddr::V4(host))
+        .with_native_sidecars(native))
+}
+
+/// The cluster `kind` describes, with the defaults and environment overrides above.
+pub fn provider(kind: RuntimeKind) -> Provider {
+    match kind {
+        RuntimeKind::Kind | RuntimeKind::Local => Provider::Kind {
+            name: CLUSTER_NAME.into(),
+            config: kind_config(),
+            node_image: std::env::var(NODE_IMAGE_ENV).ok().filter(|s| !s.is_empty()),
+        },
+        RuntimeKind::Minikube => Provider::Minikube {
+            profile: CLUSTER_NAME.into(),
+        },
+        RuntimeKind::Existing => Provider::Existing {
+            context: std::env::var(CONTEXT_ENV).ok().filter(|s| !s.is_empty()),
+        },
+    }
+}
+
+fn name(options: &RunOptions) -> &'static str {
+    match options.runtime {
+        RuntimeKind::Local => "local",
+        RuntimeKind::Kind => "kind",
+        RuntimeKind::Minikube => "minikube",
+        RuntimeKind::Existing => "existing",
+    }
+}
+
+fn keep_cluster() -> bool {
+    std::env::var(KEEP_CLUSTER_ENV).is_ok_and(|v| v == "1")
+}
+
+/// The images the subjects map to the builtin phasepod, plus the reference image the
+/// harness's helper pods run.
+fn builtin_images(cases: &[Case]) -> Vec<String> {
+    let mut images = vec![REFERENCE_IMAGE.to_owned()];
+    for case in cases {
+        for (image, source) in &case.subject.profile.images {
+            if matches!(source, ImageSource::Builtin(_)) && !images.contains(image) {
+                images.push(image.clone());
+            }
+        }
+    }
+    images
+}
+
+/// `./kind-config.yaml` when run from a checkout that has one, else the workspace's.
+fn kind_config() -> PathBuf {
+    let local = Path::new("kind-config.yaml");
+    if local.is_file() {
+        local.to_owned()
+    } else {
+        workspace_root().join("kind-config.yaml")
+    }
+}
+
+/// The workspace this binary was built from (the image is built from its sources).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
