@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::LazyLock;
@@ -313,6 +313,123 @@ async fn the_maintenance_container_takes_scheduled_backups_from_a_read_only_data
     assert_eq!(restored.dataset(), dataset, "the restored files");
 }
 
+/// The claim helper's tools, as a cluster runs them (root, the claim mounted at `/claim`):
+/// `pack` hands the files out as tar, `replace` swaps them for an archive read from a sized
+/// stdin and gives them to the workload's user, `count` counts them.
+#[tokio::test]
+async fn the_claim_helper_tools_pack_replace_and_count_a_mounted_volume() {
+    let test = "the_claim_helper_tools_pack_replace_and_count_a_mounted_volume";
+    let Some(_image) = image_or_skip(test).await else {
+        return;
+    };
+    let original = Dataset::generated("claim", 6, 1500).with_nested_paths();
+    let volume = Volume::seeded(&original);
+    let claim = format!("{}:/claim", volume.path().display());
+
+    let packed = run_tool(&["--volume", &claim], &["pack", "/claim"], None).await;
+    let copy = tempfile::tempdir().expect("a temporary directory");
+    tar::Archive::new(&packed[..])
+        .unpack(copy.path())
+        .expect("pack writes a tar archive");
+    for (path, bytes) in &original.files {
+        let file = copy.path().join("current/files").join(path);
+        assert_eq!(&std::fs::read(&file).expect("packed"), bytes, "{path}");
+    }
+
+    let replacement = Dataset::generated("replacement", 3, 700);
+    let staging = tempfile::tempdir().expect("a temporary directory");
+    replacement
+        .write_files(&staging.path().join("current/files"))
+        .expect("written");
+    let archive = phasepod::tool::pack_dir(staging.path(), Vec::new()).expect("packed");
+    let size = archive.len().to_string();
+    run_tool(
+        &["--volume", &claim, "--interactive"],
+        &[
+            "replace",
+            "/claim",
+            "--size",
+            &size,
+            "--owner",
+            "65532:65532",
+        ],
+        Some(archive),
+    )
+    .await;
+    assert_eq!(
+        volume.dataset(),
+        replacement,
+        "the volume holds the archive's files"
+    );
+    for entry in walk(volume.path()).into_iter().skip(1) {
+        let owner = std::fs::metadata(&entry).expect("stat").uid();
+        assert_eq!(
+            owner,
+            NONROOT_ID,
+            "{} is owned by the workload's user",
+            entry.display()
+        );
+    }
+    let counted = run_tool(&["--volume", &claim], &["count", "/claim", "100"], None).await;
+    assert_eq!(String::from_utf8_lossy(&counted).trim(), "3");
+}
+
+/// The node helper's tools, as a cluster runs them (root with `KILL`, `SYS_PTRACE` and `DAC_READ_SEARCH` only, in
+/// the host's PID namespace):
+/// a container is found by its runtime ID, its main process's environment read, and a SIGKILL
+/// ends it with exit code 137, as the kubelet would see a crash.
+#[tokio::test]
+async fn the_node_helper_tools_read_a_containers_environment_and_kill_it_by_id() {
+    let test = "the_node_helper_tools_read_a_containers_environment_and_kill_it_by_id";
+    let Some(_image) = image_or_skip(test).await else {
+        return;
+    };
+    let victim = Container::new("victim");
+    victim
+        .start(
+            &["tool", "hold"],
+            &[("PHASECHECK_MARKER", "node-helper-test".to_owned())],
+            &[],
+        )
+        .await;
+    assert!(victim.is_running().await, "{}", victim.logs().await);
+    let id = docker_ok(&["inspect", "--format", "{{.Id}}", &victim.name]).await;
+    let id = format!("docker://{}", id.trim());
+    let node = [
+        "--pid",
+        "host",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "KILL",
+        "--cap-add",
+        "SYS_PTRACE",
+        "--cap-add",
+        "DAC_READ_SEARCH",
+    ];
+
+    let environ = run_tool(&node, &["container-env", &id], None).await;
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(
+        environ
+            .split('\0')
+            .any(|kv| kv == "PHASECHECK_MARKER=node-helper-test"),
+        "the victim's environment: {environ:?}"
+    );
+
+    run_tool(&node, &["kill-container", &id], None).await;
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    while victim.is_running().await {
+        assert!(
+            Instant::now() < deadline,
+            "the victim still runs after the kill"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let code = docker_ok(&["inspect", "--format", "{{.State.ExitCode}}", &victim.name]).await;
+    assert_eq!(code.trim(), "137", "SIGKILL ends the container as a crash");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The image, built once per test binary
 // ---------------------------------------------------------------------------------------------
@@ -582,6 +699,43 @@ async fn docker_bytes(args: &[&str]) -> Vec<u8> {
     assert!(
         output.status.success(),
         "`docker {}`: {}",
+        args.join(" "),
+        describe(&output)
+    );
+    output.stdout
+}
+
+/// `phasepod tool args…` in a throwaway root container of the reference image with
+/// `docker_args`, fed `stdin`; must succeed; its standard output.
+async fn run_tool(docker_args: &[&str], args: &[&str], stdin: Option<Vec<u8>>) -> Vec<u8> {
+    let tool = Container::new("tool");
+    let mut all: Vec<&str> = vec!["run", "--name", &tool.name, "--user", "0:0", "--read-only"];
+    all.extend(docker_args);
+    all.extend([REFERENCE_IMAGE, "tool"]);
+    all.extend(args);
+    let mut child = tokio::process::Command::new("docker")
+        .args(&all)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("docker runs");
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        use tokio::io::AsyncWriteExt as _;
+        pipe.write_all(&bytes).await.expect("stdin is written");
+    }
+    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("`phasepod tool {}` timed out", args.join(" ")))
+        .expect("docker runs");
+    assert!(
+        output.status.success(),
+        "`phasepod tool {}`: {}",
         args.join(" "),
         describe(&output)
     );

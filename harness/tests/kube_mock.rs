@@ -452,20 +452,129 @@ async fn failure_artefacts_include_previous_logs_events_and_pod_yaml() {
     assert!(previous[0].uri.contains("container=app"));
 }
 
+/// A running helper pod as the API server reports it.
+fn running_helper(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "pc-1", "uid": "helper-uid", "resourceVersion": "20",
+                     "creationTimestamp": "2026-11-27T10:00:00Z"},
+        "spec": {"containers": [{"name": "tool", "image": "phasecheck/phasepod:dev"}]},
+        "status": {
+            "phase": "Running", "podIP": "10.244.0.9",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{
+                "name": "tool", "ready": true, "restartCount": 0, "image": "phasecheck/phasepod:dev",
+                "imageID": "", "containerID": "containerd://0123456789abcdef",
+                "state": {"running": {"startedAt": "2026-11-27T10:00:01Z"}}
+            }]
+        }
+    })
+}
+
 #[tokio::test]
-async fn killing_a_container_and_reaching_a_claim_are_reported_as_unsupported() {
-    let (runtime, seen) = mock_runtime(|_| answer(500, status(500, "InternalError", "unexpected")));
-    let err = Runtime::kill_container(&runtime, "pc-1", "p", "app")
+async fn reading_a_claim_starts_a_root_helper_mounting_it_then_packs_it_through_exec() {
+    let (runtime, seen) = mock_runtime(|req| {
+        let helper = "/api/v1/namespaces/pc-1/pods/phasecheck-claim-data";
+        if req.method == Method::GET && req.uri == helper {
+            answer(
+                404,
+                status(404, "NotFound", "pods \"phasecheck-claim-data\" not found"),
+            )
+        } else if req.method == Method::POST && req.uri.starts_with("/api/v1/namespaces/pc-1/pods?")
+        {
+            answer(201, running_helper("phasecheck-claim-data"))
+        } else if req.uri.contains("watch=true") {
+            Reply::Hold
+        } else if req.uri.starts_with("/api/v1/namespaces/pc-1/pods?") {
+            answer(
+                200,
+                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "21"},
+                       "items": [running_helper("phasecheck-claim-data")]}),
+            )
+        } else {
+            // NB: the mock cannot upgrade to a websocket; the exec request itself is the evidence.
+            answer(400, status(400, "BadRequest", "no upgrade in a mock"))
+        }
+    });
+    let err = Runtime::read_claim(&runtime, "pc-1", "data")
         .await
         .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::Unsupported {
-            operation: "kill_container",
-            ..
+    assert!(
+        err.to_string()
+            .contains("exec in pc-1/phasecheck-claim-data"),
+        "{err}"
+    );
+    let seen = seen.lock().unwrap();
+    let created = seen
+        .iter()
+        .find(|s| s.method == Method::POST)
+        .expect("the helper pod is created")
+        .json();
+    assert_eq!(
+        created["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        "data"
+    );
+    let container = &created["spec"]["containers"][0];
+    assert_eq!(container["securityContext"]["runAsUser"], 0);
+    assert_eq!(container["volumeMounts"][0]["mountPath"], "/claim");
+    assert_eq!(container["command"], json!(["/phasepod", "tool", "hold"]));
+    let exec = seen
+        .iter()
+        .find(|s| s.uri.contains("/exec?"))
+        .expect("the archive is asked for through exec");
+    for arg in [
+        "command=%2Fphasepod",
+        "command=tool",
+        "command=pack",
+        "command=%2Fclaim",
+        "container=tool",
+    ] {
+        assert!(exec.uri.contains(arg), "{arg} in {}", exec.uri);
+    }
+}
+
+#[tokio::test]
+async fn killing_a_container_that_is_not_running_is_an_error_and_starts_no_helper() {
+    let (runtime, seen) = mock_runtime(|req| {
+        if req.method == Method::GET && req.uri.ends_with("/pods/phasepod-6c9d8b7f5-abcde") {
+            answer(200, deployment_pod(0))
+        } else {
+            answer(500, status(500, "InternalError", "unexpected"))
         }
-    ));
-    let err = Runtime::pvc_path(&runtime, "pc-1", "data").unwrap_err();
-    assert!(err.to_string().contains("helper pod"), "{err}");
-    assert!(seen.lock().unwrap().is_empty());
+    });
+    let err = Runtime::kill_container(&runtime, "pc-1", "phasepod-6c9d8b7f5-abcde", "app")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not running"), "{err}");
+    let err = Runtime::kill_container(&runtime, "pc-1", "phasepod-6c9d8b7f5-abcde", "nope")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoContainer { .. }), "{err}");
+    assert!(
+        seen.lock().unwrap().iter().all(|s| s.method == Method::GET),
+        "no helper pod is created"
+    );
+}
+
+#[tokio::test]
+async fn the_server_version_decides_whether_native_sidecars_run() {
+    for (minor, native) in [("28", false), ("29", true), ("33+", true)] {
+        let (runtime, _) = mock_runtime(move |req| {
+            if req.uri == "/version" {
+                answer(
+                    200,
+                    json!({"major": "1", "minor": minor, "gitVersion": format!("v1.{minor}.0"),
+                           "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                           "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}),
+                )
+            } else {
+                answer(500, status(500, "InternalError", "unexpected"))
+            }
+        });
+        assert_eq!(
+            runtime.supports_native_sidecars().await.unwrap(),
+            native,
+            "Kubernetes 1.{minor}"
+        );
+    }
 }

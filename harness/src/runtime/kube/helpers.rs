@@ -4,14 +4,14 @@
 //! - A **claim helper** (`phasecheck-claim-<claim>`) mounts the claim at [`CLAIM_MOUNT`] and runs
 //!   as root without extra capabilities, so it can read anything on the claim and hand written
 //!   files to the workload's user. Archives travel over `exec` (stdout, and stdin sized up front).
-//! - A **node helper** (`phasecheck-node-<node>`) runs privileged with `hostPID: true` on the
-//!   target pod's node, finds a container's processes by the runtime ID from the pod's status
+//! - A **node helper** (`phasecheck-node-<node>`) runs as root with `hostPID: true` and only the
+//!   `KILL`, `SYS_PTRACE` and `DAC_READ_SEARCH` capabilities on the target pod's node, finds a container's processes by the runtime ID from the pod's status
 //!   and SIGKILLs them (the kubelet then restarts the container by its restart policy) or reads
 //!   the main process's environment.
 //!
 //! Helpers live in the scenario's namespace, are created on first use and go with it. They
-//! need a cluster that admits privileged, hostPID pods in that namespace (kind and minikube do
-//! by default; a namespace with the `restricted` Pod Security level does not).
+//! need a cluster that admits root and hostPID pods in that namespace (kind and minikube do by
+//! default; a namespace enforcing the `baseline` or `restricted` Pod Security level does not).
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
@@ -265,7 +265,8 @@ pub fn claim_helper_pod(name: &str, claim: &str, image: &str) -> serde_json::Val
     })
 }
 
-/// The node helper: privileged, in the node's PID namespace, pinned to `node`.
+/// The node helper: root with `KILL`, `SYS_PTRACE` and `DAC_READ_SEARCH` only, in the node's PID namespace,
+/// pinned to `node`.
 pub fn node_helper_pod(name: &str, node: &str, image: &str) -> serde_json::Value {
     json!({
         "apiVersion": "v1",
@@ -284,11 +285,11 @@ pub fn node_helper_pod(name: &str, node: &str, image: &str) -> serde_json::Value
                 "imagePullPolicy": "IfNotPresent",
                 "command": [crate::image::BINARY_PATH, "tool", "hold"],
                 "securityContext": {
-                    "privileged": true,
                     "runAsUser": 0,
                     "runAsGroup": 0,
                     "runAsNonRoot": false,
                     "readOnlyRootFilesystem": true,
+                    "capabilities": {"drop": ["ALL"], "add": ["KILL", "SYS_PTRACE", "DAC_READ_SEARCH"]},
                 },
             }],
         },

@@ -12,10 +12,10 @@
 //! - **`logs` shows at most two runs**: the API serves the current and the previous instance
 //!   (`previous=true`) only.
 //! - **Claims and processes are reached through [`helpers`] pods** running the reference image:
-//!   a claim helper mounting the claim (reads, replaces and counts files), and a privileged
-//!   `hostPID` node helper that SIGKILLs a container's processes (`kill_container`) or reads its
-//!   main process's environment (`process_env`). A namespace whose Pod Security level forbids
-//!   privileged pods cannot host the node helper.
+//!   a claim helper mounting the claim (reads, replaces and counts files), and a `hostPID` node
+//!   helper (root, `KILL`, `SYS_PTRACE` and `DAC_READ_SEARCH` only) that SIGKILLs a container's processes (`kill_container`) or reads its
+//!   main process's environment (`process_env`). A namespace enforcing the `baseline` Pod Security
+//!   level cannot host the node helper.
 //! - **Writing a claim while its workload runs** races with the workload; scenarios stop the
 //!   workload first, as the catalog's faults are defined.
 

@@ -1,0 +1,101 @@
+//! The cluster tier: the whole catalog on a real kind cluster, and the suite's teeth there.
+//!
+//! Needs `kind` and Docker; run with `cargo test -p scenarios --test cluster -- --ignored`.
+//! The first test to run creates the kind cluster `phasecheck` from kind-config.yaml (or reuses
+//! it), builds the reference image and loads it; `PHASECHECK_KIND_NODE_IMAGE` pins the node
+//! image (the Kubernetes version) and `PHASECHECK_KEEP_CLUSTER=1` keeps a created cluster.
+//! Reports and failure artefacts land in `target/phasecheck-cluster/`. ci/ runs these on GitHub
+//! Actions across Kubernetes versions.
+
+use std::path::PathBuf;
+
+use harness::report::Outcome;
+use rstest::rstest;
+use scenarios::runner::{RunOptions, RuntimeKind, run_report};
+use tokio::sync::Mutex;
+
+/// One cluster at a time: the tests share the kind cluster `phasecheck`.
+static CLUSTER: Mutex<()> = Mutex::const_new(());
+
+fn report_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/phasecheck-cluster")
+        .join(name)
+}
+
+fn on_kind(subjects: Vec<PathBuf>, scenarios: Vec<String>, report: &str) -> RunOptions {
+    RunOptions {
+        runtime: RuntimeKind::Kind,
+        subjects,
+        scenarios,
+        jobs: 8,
+        report_dir: report_dir(report),
+        ..RunOptions::new()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs cluster (kind)"]
+async fn the_reference_subjects_pass_the_whole_catalog_on_kind() {
+    let _cluster = CLUSTER.lock().await;
+    let options = on_kind(Vec::new(), Vec::new(), "catalog");
+    let report = run_report(&options).await.expect("the cluster run starts");
+    report
+        .write(&options.report_dir)
+        .expect("the reports are written");
+    println!("{}", report.summary_table());
+    assert_eq!(report.runtime, "kind");
+    let failed: Vec<String> = report
+        .scenarios
+        .iter()
+        .filter(|r| r.outcome == Outcome::Failed)
+        .map(|r| format!("{} {} {}: {}", r.id, r.subject, r.backend, r.message))
+        .collect();
+    assert!(failed.is_empty(), "failed on kind:\n{}", failed.join("\n"));
+    let passed = report
+        .scenarios
+        .iter()
+        .filter(|r| r.outcome == Outcome::Passed)
+        .count();
+    // NB: on Kubernetes < 1.29 the native-sidecar subject is skipped, the classic one must pass.
+    assert!(passed >= 36, "only {passed} cases passed");
+}
+
+#[rstest]
+#[case::credentials_given_to_the_app("creds-to-app", "SEC-1")]
+#[case::restore_starts_fresh_when_the_store_is_down("start-blind", "INIT-6")]
+#[case::restore_is_not_atomic("non-atomic-restore", "INIT-7")]
+#[case::restore_overwrites_a_valid_dataset("overwrite-valid", "INIT-2")]
+#[case::backup_off_schedule_after_a_crash("ignore-schedule", "MNT-5")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs cluster (kind)"]
+async fn a_broken_workload_fails_its_scenario_on_kind(
+    #[case] variant: &str,
+    #[case] scenario: &str,
+) {
+    let _cluster = CLUSTER.lock().await;
+    let subject = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../fixtures/subjects/broken/{variant}.yaml"));
+    let options = on_kind(
+        vec![subject],
+        vec![scenario.to_owned()],
+        &format!("teeth-{variant}"),
+    );
+    let report = run_report(&options).await.expect("the cluster run starts");
+    report
+        .write(&options.report_dir)
+        .expect("the reports are written");
+    assert!(
+        report.scenarios.iter().any(|r| r.id == scenario),
+        "{scenario} did not run"
+    );
+    for result in report.scenarios.iter().filter(|r| r.id == scenario) {
+        assert_eq!(
+            result.outcome,
+            Outcome::Failed,
+            "{variant} should fail {scenario} on {}: {}",
+            result.backend,
+            result.message
+        );
+    }
+}
