@@ -19,6 +19,9 @@ pub const CLUSTER_NAME: &str = "phasecheck";
 pub const NODE_IMAGE_ENV: &str = "PHASECHECK_KIND_NODE_IMAGE";
 /// Selects a kubeconfig context for `--runtime existing` (default: the current one).
 pub const CONTEXT_ENV: &str = "PHASECHECK_KUBE_CONTEXT";
+/// The IPv4 address the cluster's pods reach this machine by, where the cluster cannot say
+/// (`--runtime existing`, minikube without the docker driver).
+pub const HOST_ADDRESS_ENV: &str = "PHASECHECK_HOST_ADDRESS";
 /// Set to `1` to keep a cluster this run created (it is deleted by default).
 pub const KEEP_CLUSTER_ENV: &str = "PHASECHECK_KEEP_CLUSTER";
 
@@ -86,10 +89,17 @@ async fn connect(
             .await
             .map_err(|e| fail(&format!("loading {image}"), &e))?;
     }
-    let host = cluster
-        .host_address()
-        .await
-        .map_err(|e| fail("finding the address pods reach this host by", &e))?;
+    let host = match std::env::var(HOST_ADDRESS_ENV) {
+        Ok(text) => text.parse().map_err(|_| {
+            InputError::Runtime(format!(
+                "{HOST_ADDRESS_ENV}=`{text}` is not an IPv4 address (e.g. 172.18.0.1)"
+            ))
+        })?,
+        Err(_) => cluster
+            .host_address()
+            .await
+            .map_err(|e| fail("finding the address pods reach this host by", &e))?,
+    };
     let runtime = KubeRuntime::from_kubeconfig(cluster.kube_context().as_deref())
         .await
         .map_err(|e| fail("connecting", &e))?;

@@ -75,8 +75,8 @@ pub(super) async fn host_address(
     cluster: String,
 ) -> Result<Ipv4Addr> {
     let advice = "services embedded in the harness need minikube's docker driver \
-                  (`minikube start --driver=docker`); with another driver use external services \
-                  (PHASECHECK_S3_* / PHASECHECK_GIT_*)";
+                  (`minikube start --driver=docker`); with another driver set PHASECHECK_HOST_ADDRESS to an address of this \
+                  machine the cluster's pods can reach";
     match network::gateway(tools, profile).await {
         Ok(Some(address)) => Ok(address),
         Ok(None) => Err(network::no_ipv4_gateway(cluster, profile)),

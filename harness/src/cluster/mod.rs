@@ -7,7 +7,7 @@
 //! |---|---|---|---|---|---|
 //! | [`Provider::Kind`] | reuse when `kind get clusters` lists the name, else `kind create cluster --name N --config PATH [--image IMG] --wait 180s` | `kind-N` | `kind load docker-image IMG --name N` | gateway of the docker network `kind` | `kind delete cluster --name N` |
 //! | [`Provider::Minikube`] | reuse when `minikube -p P status` exits 0, else `minikube start -p P` | `P` | `minikube -p P image load IMG` | gateway of the docker network `P` (docker driver only) | `minikube delete -p P` |
-//! | [`Provider::Existing`] | nothing | the given context (`None`: current) | nothing: the image must be pullable | an error: use external services | nothing |
+//! | [`Provider::Existing`] | nothing | the given context (`None`: current) | nothing: the image must be pullable | an error: set `PHASECHECK_HOST_ADDRESS` | nothing |
 //!
 //! Every command runs with a time limit ([`Tools::with_create_timeout`],
 //! [`Tools::with_command_timeout`]) and is killed when its future is dropped. A command that fails
@@ -172,8 +172,8 @@ impl Cluster {
     /// - minikube: the first IPv4 gateway of the docker network named after the profile, which
     ///   only the docker driver creates; otherwise [`Error::NoHostAddress`] saying that embedded
     ///   services need the docker driver.
-    /// - existing: [`Error::NoHostAddress`] saying to use external services
-    ///   (`PHASECHECK_S3_*` / `PHASECHECK_GIT_*`); no address is guessed.
+    /// - existing: [`Error::NoHostAddress`] saying to set `PHASECHECK_HOST_ADDRESS`;
+    ///   no address is guessed.
     pub async fn host_address(&self) -> Result<Ipv4Addr> {
         let cluster = self.provider.to_string();
         match &self.provider {
@@ -184,7 +184,8 @@ impl Cluster {
             Provider::Existing { .. } => Err(Error::NoHostAddress {
                 cluster,
                 reason: "phasecheck does not know how that cluster's pods reach this machine; \
-                         use external services (PHASECHECK_S3_* / PHASECHECK_GIT_*)"
+                         set PHASECHECK_HOST_ADDRESS to an IPv4 address of this machine that the cluster's pods \
+                         can reach (external S3 and git services are not supported yet)"
                     .to_owned(),
             }),
         }

@@ -36,7 +36,8 @@ pub(super) fn no_ipv4_gateway(cluster: String, network: &str) -> Error {
         cluster,
         reason: format!(
             "docker network `{network}` has no IPv4 gateway (`docker network inspect {network}` \
-             lists none); use external services (PHASECHECK_S3_* / PHASECHECK_GIT_*)"
+             lists none); set PHASECHECK_HOST_ADDRESS to an IPv4 address of this machine that the cluster's pods \
+                         can reach (external S3 and git services are not supported yet)"
         ),
     }
 }
