@@ -238,59 +238,65 @@ fn labels(role: &str) -> serde_json::Value {
 
 /// The claim helper: the claim at [`CLAIM_MOUNT`], root without extra capabilities.
 pub fn claim_helper_pod(name: &str, claim: &str, image: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels("claim")},
-        "spec": {
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 0,
-            "automountServiceAccountToken": false,
-            "containers": [{
-                "name": TOOL_CONTAINER,
-                "image": image,
-                "imagePullPolicy": "IfNotPresent",
-                "command": [crate::image::BINARY_PATH, "tool", "hold"],
-                "securityContext": {
-                    "runAsUser": 0,
-                    "runAsGroup": 0,
-                    "runAsNonRoot": false,
-                    "readOnlyRootFilesystem": true,
-                    "allowPrivilegeEscalation": false,
-                },
-                "volumeMounts": [{"name": "claim", "mountPath": CLAIM_MOUNT}],
-            }],
-            "volumes": [{"name": "claim", "persistentVolumeClaim": {"claimName": claim}}],
-        },
-    })
+    let mut pod = helper_pod(
+        name,
+        "claim",
+        image,
+        json!({"allowPrivilegeEscalation": false}),
+    );
+    pod["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "claim", "mountPath": CLAIM_MOUNT}]);
+    pod["spec"]["volumes"] =
+        json!([{"name": "claim", "persistentVolumeClaim": {"claimName": claim}}]);
+    pod
 }
 
-/// The node helper: root with `KILL`, `SYS_PTRACE` and `DAC_READ_SEARCH` only, in the node's PID namespace,
-/// pinned to `node`.
+/// The node helper: root with `KILL`, `SYS_PTRACE` and `DAC_READ_SEARCH` only, in the node's
+/// PID namespace, pinned to `node`.
 pub fn node_helper_pod(name: &str, node: &str, image: &str) -> serde_json::Value {
+    let mut pod = helper_pod(
+        name,
+        "node",
+        image,
+        json!({"capabilities": {"drop": ["ALL"], "add": ["KILL", "SYS_PTRACE", "DAC_READ_SEARCH"]}}),
+    );
+    pod["spec"]["nodeName"] = json!(node);
+    pod["spec"]["hostPID"] = json!(true);
+    pod["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+    pod
+}
+
+/// A root pod running `phasepod tool hold` in [`TOOL_CONTAINER`], with `security` added to the
+/// container's security context.
+fn helper_pod(
+    name: &str,
+    role: &str,
+    image: &str,
+    security: serde_json::Value,
+) -> serde_json::Value {
+    let mut context = json!({
+        "runAsUser": 0,
+        "runAsGroup": 0,
+        "runAsNonRoot": false,
+        "readOnlyRootFilesystem": true,
+    });
+    if let (Some(context), Some(extra)) = (context.as_object_mut(), security.as_object()) {
+        context.extend(extra.clone());
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": labels("node")},
+        "metadata": {"name": name, "labels": labels(role)},
         "spec": {
-            "nodeName": node,
-            "hostPID": true,
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 0,
             "automountServiceAccountToken": false,
-            "tolerations": [{"operator": "Exists"}],
             "containers": [{
                 "name": TOOL_CONTAINER,
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
                 "command": [crate::image::BINARY_PATH, "tool", "hold"],
-                "securityContext": {
-                    "runAsUser": 0,
-                    "runAsGroup": 0,
-                    "runAsNonRoot": false,
-                    "readOnlyRootFilesystem": true,
-                    "capabilities": {"drop": ["ALL"], "add": ["KILL", "SYS_PTRACE", "DAC_READ_SEARCH"]},
-                },
+                "securityContext": context,
             }],
         },
     })
@@ -317,10 +323,21 @@ mod tests {
                 .claim_name,
             "data"
         );
+        assert_eq!(
+            spec.containers[0].volume_mounts.as_ref().unwrap()[0].mount_path,
+            CLAIM_MOUNT
+        );
         let node: Pod =
             serde_json::from_value(node_helper_pod("phasecheck-node-n1", "n1", "img")).unwrap();
         let spec = node.spec.unwrap();
         assert_eq!(spec.host_pid, Some(true));
         assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        let context = spec.containers[0].security_context.clone().unwrap();
+        assert_eq!(context.run_as_user, Some(0));
+        assert_eq!(context.privileged, None, "no more than three capabilities");
+        assert_eq!(
+            context.capabilities.unwrap().add.unwrap(),
+            ["KILL", "SYS_PTRACE", "DAC_READ_SEARCH"]
+        );
     }
 }
