@@ -33,6 +33,17 @@ pub enum Error {
     /// There is no backup to act on.
     #[error("the store holds no backup")]
     NoBackup,
+    /// External stores cannot be taken down and brought back.
+    #[error("an external {0} store has no outage switch")]
+    NoOutageSwitch(Backend),
+    /// Removing the scenario's prefix or branch from an external store failed.
+    #[error("removing {what} from the external store: {problem}")]
+    Cleanup {
+        /// The prefix or branch.
+        what: String,
+        /// What went wrong.
+        problem: String,
+    },
     /// A backup ID is not in phasepod's format.
     #[error("`{0}` is not a backup ID (YYYYMMDDTHHMMSS.mmmZ)")]
     BadId(String),
@@ -56,6 +67,8 @@ pub const BRANCH: &str = "main";
 enum Service {
     S3(EmbeddedObjectStore),
     Git(EmbeddedGitServer),
+    /// Someone else's store: the scenario owns only its prefix or branch.
+    External(Backend),
 }
 
 /// A scenario's store and a phasepod client for it.
@@ -126,6 +139,69 @@ impl BackupStore {
         })
     }
 
+    /// A scenario's share of external `services` for `backend`: the key prefix
+    /// `<prefix>phasecheck/<scope>/` of the bucket, or the branch `phasecheck/<scope>` of the
+    /// repository. [`Self::remove_scope`] removes it again.
+    pub fn external(
+        services: &crate::services::external::ExternalServices,
+        backend: Backend,
+        scope: &str,
+    ) -> Result<Self> {
+        let not_configured = || Error::Cleanup {
+            what: format!("the {backend} store"),
+            problem: "no external store is configured for this backend".into(),
+        };
+        let config = match backend {
+            Backend::S3 => {
+                let s3 = services.s3.as_ref().ok_or_else(not_configured)?;
+                phasepod::store::BackendConfig::S3(phasepod::store::S3Config {
+                    endpoint: s3.endpoint.clone(),
+                    bucket: s3.bucket.clone(),
+                    prefix: format!("{}phasecheck/{scope}/", s3.prefix),
+                    region: s3.region.clone(),
+                    access_key_id: s3.access_key_id.clone(),
+                    secret_access_key: s3.secret_access_key.clone(),
+                })
+            }
+            Backend::Git => {
+                let git = services.git.as_ref().ok_or_else(not_configured)?;
+                phasepod::store::BackendConfig::Git(phasepod::store::GitConfig {
+                    url: git.url.clone(),
+                    branch: format!("phasecheck/{scope}"),
+                    username: git.username.clone(),
+                    password: git.password.clone(),
+                })
+            }
+        };
+        let scratch = tempfile::Builder::new()
+            .prefix("phasecheck-store-")
+            .tempdir()
+            .map_err(Error::Scratch)?;
+        Ok(BackupStore {
+            service: Service::External(backend),
+            config,
+            scratch,
+            advertised_host: None,
+        })
+    }
+
+    /// Whether the store is someone else's (no outage switch; the scenario's scope to remove).
+    pub fn is_external(&self) -> bool {
+        matches!(self.service, Service::External(_))
+    }
+
+    /// Removes everything the scenario wrote to an external store: every object under its key
+    /// prefix, or its branch. Embedded stores go with their process; nothing to do.
+    pub async fn remove_scope(&self) -> Result<()> {
+        if !self.is_external() {
+            return Ok(());
+        }
+        match &self.config {
+            phasepod::store::BackendConfig::S3(s3) => remove_prefix(s3).await,
+            phasepod::store::BackendConfig::Git(git) => remove_branch(git, self.scratch.path()),
+        }
+    }
+
     /// Workloads reach the store by `host` (e.g. a Service name) instead of its IP; the port
     /// stays the same.
     pub fn with_advertised_host(mut self, host: impl Into<String>) -> Self {
@@ -133,22 +209,22 @@ impl BackupStore {
         self
     }
 
-    /// The address the service listens on.
-    pub fn local_addr(&self) -> std::net::SocketAddr {
+    /// The address the service listens on; `None` for an external store.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
         match &self.service {
-            Service::S3(s) => s.local_addr(),
-            Service::Git(g) => g.local_addr(),
+            Service::S3(s) => Some(s.local_addr()),
+            Service::Git(g) => Some(g.local_addr()),
+            Service::External(_) => None,
         }
     }
 
     /// `url` as workloads should use it: the advertised host in place of the listen address.
     fn advertised(&self, url: &str) -> String {
-        match &self.advertised_host {
-            Some(host) => {
-                let addr = self.local_addr();
+        match (&self.advertised_host, self.local_addr()) {
+            (Some(host), Some(addr)) => {
                 url.replacen(&addr.to_string(), &format!("{host}:{}", addr.port()), 1)
             }
-            None => url.to_owned(),
+            _ => url.to_owned(),
         }
     }
 
@@ -157,6 +233,7 @@ impl BackupStore {
         match self.service {
             Service::S3(_) => Backend::S3,
             Service::Git(_) => Backend::Git,
+            Service::External(backend) => backend,
         }
     }
 
@@ -282,11 +359,13 @@ impl BackupStore {
     }
 
     /// Makes the store unreachable.
-    pub fn down(&self) {
+    pub fn down(&self) -> Result<()> {
         match &self.service {
             Service::S3(s) => s.down(),
             Service::Git(g) => g.down(),
+            Service::External(backend) => return Err(Error::NoOutageSwitch(*backend)),
         }
+        Ok(())
     }
 
     /// Makes the store reachable again (listening on the same port).
@@ -295,8 +374,88 @@ impl BackupStore {
         match &self.service {
             Service::S3(s) => s.up(),
             Service::Git(g) => g.up(),
+            Service::External(backend) => return Err(Error::NoOutageSwitch(*backend)),
         }
         .map_err(|source| Error::Service { backend, source })
+    }
+}
+
+/// Deletes every object under the configured prefix.
+async fn remove_prefix(s3: &phasepod::store::S3Config) -> Result<()> {
+    let client = phasepod::store::s3_client(s3);
+    let failed = |problem: String| Error::Cleanup {
+        what: format!("s3://{}/{}", s3.bucket, s3.prefix),
+        problem,
+    };
+    loop {
+        let listed = client
+            .list_objects_v2()
+            .bucket(&s3.bucket)
+            .prefix(&s3.prefix)
+            .send()
+            .await
+            .map_err(|e| failed(phasepod::chain(&e)))?;
+        let keys: Vec<String> = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        for key in keys {
+            client
+                .delete_object()
+                .bucket(&s3.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| failed(format!("{key}: {}", phasepod::chain(&e))))?;
+        }
+    }
+}
+
+/// Deletes the configured branch on the remote (`git push <url> :refs/heads/<branch>`).
+fn remove_branch(git: &phasepod::store::GitConfig, scratch: &Path) -> Result<()> {
+    let failed = |problem: String| Error::Cleanup {
+        what: format!("branch {}", git.branch),
+        problem,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("cleanup-")
+        .tempdir_in(scratch)
+        .map_err(Error::Scratch)?;
+    let repo = git2::Repository::init_bare(dir.path()).map_err(|e| failed(e.to_string()))?;
+    let mut remote = repo
+        .remote_anonymous(&git.url)
+        .map_err(|e| failed(e.to_string()))?;
+    let mut callbacks = git2::RemoteCallbacks::new();
+    let (user, password) = (git.username.clone(), git.password.clone());
+    callbacks.credentials(move |_, _, _| {
+        git2::Cred::userpass_plaintext(
+            user.as_deref().unwrap_or_default(),
+            password.as_deref().unwrap_or_default(),
+        )
+    });
+    let rejected = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let seen = rejected.clone();
+    callbacks.push_update_reference(move |reference, status| {
+        if let Some(status) = status {
+            *seen.borrow_mut() = Some(format!("{reference}: {status}"));
+        }
+        Ok(())
+    });
+    let mut options = git2::PushOptions::new();
+    options.remote_callbacks(callbacks);
+    let refspec = format!(":refs/heads/{}", git.branch);
+    remote
+        .push(&[refspec.as_str()], Some(&mut options))
+        .map_err(|e| failed(e.message().to_owned()))?;
+    drop(options);
+    let problem = rejected.borrow_mut().take();
+    match problem {
+        Some(problem) => Err(failed(problem)),
+        None => Ok(()),
     }
 }
 

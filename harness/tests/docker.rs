@@ -6,10 +6,12 @@
 //! it fail. The image is built once per test binary (a static release build of phasepod: minutes
 //! when cold, seconds when warm).
 //!
-//! Network rule: traffic goes to loopback only. Containers share the host's network namespace
-//! (`--network host`) and reach the embedded services, which listen on 127.0.0.1, by the name
-//! `phasecheck-store` (`--add-host phasecheck-store:127.0.0.1`), so name resolution in the static
-//! binary is exercised too. Nothing is published.
+//! Network: containers run on Docker's default bridge network, as a pod runs on its own network.
+//! The embedded services listen on the bridge's gateway address (the host's side of `docker0`,
+//! read from `docker network inspect bridge`), and containers reach them by the name
+//! `phasecheck-store` (`--add-host phasecheck-store:host-gateway`), so name resolution in the
+//! static binary is exercised too. The host reaches `serve` at the container's bridge address.
+//! Nothing is published and nothing listens beyond loopback and the bridge.
 //!
 //! Every container runs hardened, as a restricted pod would: `--read-only --tmpfs /tmp
 //! --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges`. The data volume is a host
@@ -23,7 +25,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -58,6 +60,8 @@ const CREDENTIALS_DIR: &str = "/etc/phasepod/credentials";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long to wait for a condition (app healthy, backups appearing).
 const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The port `serve` listens on inside its container.
+const APP_PORT: u16 = 8080;
 /// How often to re-check a condition.
 const POLL: Duration = Duration::from_millis(200);
 /// The largest acceptable image.
@@ -195,21 +199,20 @@ async fn serve_in_a_container_answers_healthz_and_serves_the_restored_files(
     let data = Volume::empty();
     restore_into(&data, &store).await;
 
-    // The run phase: no credentials, no backend settings, its own port on loopback.
-    let port = free_port();
+    // The run phase: no credentials, no backend settings, reached at its bridge address.
     let serve = Container::new("serve");
     serve
         .start(
             &["serve"],
             &[
                 ("DATA_DIR", "/data".to_owned()),
-                ("POD_IP", Ipv4Addr::LOCALHOST.to_string()),
-                ("PORT", port.to_string()),
+                ("POD_IP", Ipv4Addr::UNSPECIFIED.to_string()),
+                ("PORT", APP_PORT.to_string()),
             ],
             &[data.mount()],
         )
         .await;
-    let app = AppClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    let app = AppClient::new(SocketAddr::from((serve.ip().await, APP_PORT)))
         .with_timeout(Duration::from_secs(5));
     let deadline = Instant::now() + WAIT_TIMEOUT;
     while let Err(e) = app.healthy().await {
@@ -545,10 +548,8 @@ impl Container {
         }
         args.extend(
             [
-                "--network",
-                "host",
                 "--add-host",
-                "phasecheck-store:127.0.0.1",
+                "phasecheck-store:host-gateway",
                 "--read-only",
                 "--tmpfs",
                 "/tmp",
@@ -611,6 +612,20 @@ impl Container {
             .await
             .trim()
             == "true"
+    }
+
+    /// The container's address on the bridge network.
+    async fn ip(&self) -> Ipv4Addr {
+        let ip = docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.IPAddress}}",
+            &self.name,
+        ])
+        .await;
+        ip.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{} has no bridge address: `{}`", self.name, ip.trim()))
     }
 
     /// `/proc/<pid>/status` of the container's process, as the host sees it.
@@ -742,6 +757,19 @@ async fn run_tool(docker_args: &[&str], args: &[&str], stdin: Option<Vec<u8>>) -
     output.stdout
 }
 
+/// The host's address on Docker's default bridge network (the gateway of `bridge`).
+async fn bridge_gateway() -> Ipv4Addr {
+    static GATEWAY: tokio::sync::OnceCell<Ipv4Addr> = tokio::sync::OnceCell::const_new();
+    *GATEWAY
+        .get_or_init(|| async {
+            let format = "{{range .IPAM.Config}}{{.Gateway}} {{end}}";
+            let text = docker_ok(&["network", "inspect", "bridge", "--format", format]).await;
+            harness::cluster::first_ipv4(&text)
+                .unwrap_or_else(|| panic!("the bridge network has no IPv4 gateway: `{text}`"))
+        })
+        .await
+}
+
 /// Exit status and output, for failure messages.
 fn describe(output: &Output) -> String {
     format!(
@@ -750,12 +778,6 @@ fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout).trim_end(),
         String::from_utf8_lossy(&output.stderr).trim_end()
     )
-}
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
-    listener.local_addr().expect("bound").port()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -890,7 +912,9 @@ impl Store {
     async fn start(backend: Backend) -> Self {
         let (service, secrets) = match backend {
             Backend::S3 => {
-                let store = EmbeddedObjectStore::start()
+                let store = EmbeddedObjectStore::builder()
+                    .with_bind_addr(bridge_gateway().await)
+                    .start()
                     .await
                     .expect("the object store starts");
                 store
@@ -904,7 +928,9 @@ impl Store {
                 (Service::S3(store), secrets)
             }
             Backend::Git => {
-                let server = EmbeddedGitServer::start()
+                let server = EmbeddedGitServer::builder()
+                    .with_bind_addr(bridge_gateway().await)
+                    .start()
                     .await
                     .expect("the git server starts");
                 server

@@ -113,6 +113,10 @@ pub fn requirement(id: &str) -> Option<&'static Requirement> {
     CATALOG.iter().find(|r| r.id.eq_ignore_ascii_case(id))
 }
 
+/// The requirements whose scenarios take the store down and bring it back (impossible with
+/// external stores, which have no outage switch).
+pub const NEED_STORE_OUTAGE: [&str; 2] = ["INIT-6", "MNT-3"];
+
 /// Requirements whose ID matches a glob (`*` any run, `?` one character; case-insensitive).
 pub fn select(pattern: &str) -> Vec<&'static Requirement> {
     CATALOG

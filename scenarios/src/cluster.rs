@@ -11,7 +11,7 @@ use harness::runtime::kube::KubeRuntime;
 use harness::subject::ImageSource;
 
 use crate::environment::Environment;
-use crate::runner::{Case, InputError, RunOptions, RuntimeKind};
+use crate::runner::{Case, InputError, RunOptions, RuntimeKind, Services};
 
 /// The kind cluster or minikube profile phasecheck creates and reuses.
 pub const CLUSTER_NAME: &str = "phasecheck";
@@ -89,12 +89,15 @@ async fn connect(
             .await
             .map_err(|e| fail(&format!("loading {image}"), &e))?;
     }
+    let external = matches!(options.services, Services::External(_));
     let host = match std::env::var(HOST_ADDRESS_ENV) {
         Ok(text) => text.parse().map_err(|_| {
             InputError::Runtime(format!(
                 "{HOST_ADDRESS_ENV}=`{text}` is not an IPv4 address (e.g. 172.18.0.1)"
             ))
         })?,
+        // NB: external stores are reached at their own URLs; the host's address is not needed.
+        Err(_) if external => std::net::Ipv4Addr::UNSPECIFIED,
         Err(_) => cluster
             .host_address()
             .await
@@ -110,9 +113,12 @@ async fn connect(
     if !native {
         progress("the server is older than Kubernetes 1.29: native-sidecar subjects are skipped");
     }
-    Ok(Environment::new(runtime, name(options), options)
-        .with_stores_behind_service(IpAddr::V4(host))
-        .with_native_sidecars(native))
+    let env = Environment::new(runtime, name(options), options).with_native_sidecars(native);
+    Ok(if external {
+        env
+    } else {
+        env.with_stores_behind_service(IpAddr::V4(host))
+    })
 }
 
 /// The cluster `kind` describes, with the defaults and environment overrides above.

@@ -74,9 +74,13 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         case: &'a Case,
         ns: String,
     ) -> Check<Scenario<'a, R>> {
-        let mut store = BackupStore::start_on(case.backend, env.store_bind)
-            .await
-            .context("starting the backup store")?;
+        let mut store = match &env.external {
+            Some(external) => BackupStore::external(external, case.backend, &ns)
+                .context("using the external backup store")?,
+            None => BackupStore::start_on(case.backend, env.store_bind)
+                .await
+                .context("starting the backup store")?,
+        };
         let mut docs = Vec::new();
         for (path, text) in &case.subject.manifests {
             docs.extend(objects::read_documents(text, path).context("reading the manifests")?);
@@ -85,9 +89,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .create_namespace(&ns)
             .await
             .context("creating the namespace")?;
-        if env.store_via_service {
+        if let (true, Some(addr)) = (env.store_via_service, store.local_addr()) {
             store = store.with_advertised_host(in_cluster::STORE_SERVICE);
-            let docs = in_cluster::service_documents(in_cluster::STORE_SERVICE, store.local_addr());
+            let docs = in_cluster::service_documents(in_cluster::STORE_SERVICE, addr);
             let objects = objects::parse_documents(docs, Path::new("(the store's Service)"))
                 .context("building the store's Service")?;
             env.runtime
@@ -104,6 +108,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             workload_applied: false,
             docs,
         })
+    }
+
+    /// The scenario's backup store, for cleanup once its namespace is gone.
+    pub(crate) fn into_store(self) -> BackupStore {
+        self.store
     }
 
     fn subject(&self) -> &Subject {
@@ -416,10 +425,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             }
             Fault::CorruptLatestBackup => self.store.corrupt_latest().await.context(&step),
             Fault::DeleteLatestBackup => self.store.delete_latest().await.context(&step),
-            Fault::StoreDown => {
-                self.store.down();
-                Ok(())
-            }
+            Fault::StoreDown => self.store.down().context(&step),
             Fault::StoreUp => self.store.up().context(&step),
             Fault::KillContainer { name } => {
                 let pod = self.current_pod().await?;

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use harness::report::{Outcome, ScenarioResult};
 use harness::runtime::Runtime;
 use harness::runtime::local::{ImageMap, LocalRuntime};
+use harness::services::external::ExternalServices;
 use harness::subject::ImageSource;
 
+use crate::catalog::NEED_STORE_OUTAGE;
 use crate::checks;
 use crate::context::Scenario;
 use crate::outcome::Failure;
-use crate::runner::{Case, InputError, RunOptions, result_of};
+use crate::runner::{Case, InputError, RunOptions, Services, result_of};
 
 /// The longest one case may take before it is failed.
 const CASE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -32,6 +34,8 @@ pub struct Environment<R> {
     pub(crate) store_via_service: bool,
     /// Whether the runtime runs native sidecars (init containers with `restartPolicy: Always`).
     native_sidecars: bool,
+    /// Someone else's stores, shared by every case (each in its own prefix or branch).
+    pub(crate) external: Option<ExternalServices>,
 }
 
 impl<R: Runtime> Environment<R> {
@@ -45,6 +49,10 @@ impl<R: Runtime> Environment<R> {
             store_bind: Ipv4Addr::LOCALHOST.into(),
             store_via_service: false,
             native_sidecars: true,
+            external: match &options.services {
+                Services::Embedded => None,
+                Services::External(external) => Some((**external).clone()),
+            },
         }
     }
 
@@ -82,19 +90,35 @@ impl<R: Runtime> Environment<R> {
                 "the subject uses native sidecars (init containers with restartPolicy: Always), which need Kubernetes 1.29 or later".into(),
             );
         }
+        if self.external.is_some() && NEED_STORE_OUTAGE.contains(&case.requirement.id) {
+            return result_of(
+                case,
+                Outcome::Skipped,
+                started.elapsed(),
+                "external stores have no outage switch, and this scenario takes the store down"
+                    .into(),
+            );
+        }
         let ns = namespace_for(case);
         let body = async {
-            let mut scenario = Scenario::open(self, case, ns.clone()).await?;
+            let mut scenario = match Scenario::open(self, case, ns.clone()).await {
+                Ok(scenario) => scenario,
+                Err(failure) => return (Err(failure), None),
+            };
             let result = checks::run(case.requirement.id, &mut scenario).await;
             if result.is_err() {
                 scenario.save_artefacts().await;
             }
             // NB: reports outlive the run; no credential may reach them.
-            result.map_err(|Failure(message)| Failure(scenario.redact(&message)))
+            let result = result.map_err(|Failure(message)| Failure(scenario.redact(&message)));
+            (result, Some(scenario.into_store()))
         };
-        let result = match tokio::time::timeout(CASE_TIMEOUT, body).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure(format!("did not finish within {CASE_TIMEOUT:?}"))),
+        let (result, store) = match tokio::time::timeout(CASE_TIMEOUT, body).await {
+            Ok(done) => done,
+            Err(_) => (
+                Err(Failure(format!("did not finish within {CASE_TIMEOUT:?}"))),
+                None,
+            ),
         };
         let (outcome, mut message) = match result {
             Ok(()) => (Outcome::Passed, String::new()),
@@ -106,6 +130,12 @@ impl<R: Runtime> Environment<R> {
             message.push_str(&format!("\n({note})"));
         } else if let Err(e) = self.runtime.delete_namespace(&ns).await {
             message.push_str(&format!("\ncleanup of namespace {ns} failed: {e}"));
+            return result_of(case, Outcome::Failed, started.elapsed(), message);
+        } else if let Some(store) = store
+            && let Err(e) = store.remove_scope().await
+        {
+            // NB: only after the pods are gone, so no backup lands after the removal.
+            message.push_str(&format!("\ncleanup of the external store failed: {e}"));
             return result_of(case, Outcome::Failed, started.elapsed(), message);
         }
         result_of(case, outcome, started.elapsed(), message)

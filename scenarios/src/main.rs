@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use harness::services::external::ExternalServices;
 use harness::subject::Backend;
-use scenarios::runner::{RunOptions, RuntimeKind};
+use scenarios::runner::{RunOptions, RuntimeKind, Services};
 
 /// Conformance harness for phased pods: restore in init, run without credentials, scheduled backups.
 #[derive(Debug, Parser)]
@@ -43,6 +44,10 @@ enum Command {
         /// Keep a failed scenario's namespace (processes stopped, files kept) for inspection.
         #[arg(long)]
         keep_on_failure: bool,
+        /// Backup stores: a fresh embedded one per scenario, or the external bucket and
+        /// repository named by PHASECHECK_S3_* / PHASECHECK_GIT_* (see README) for drills.
+        #[arg(long, value_enum, default_value = "embedded")]
+        services: ServicesKind,
     },
     /// List the catalog: ID, name, requirement.
     List,
@@ -58,6 +63,15 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+/// `--services`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ServicesKind {
+    /// A fresh embedded object store or git server per scenario.
+    Embedded,
+    /// The external stores the PHASECHECK_S3_* and PHASECHECK_GIT_* variables describe.
+    External,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,8 +109,19 @@ fn main() -> ExitCode {
             jobs,
             report_dir,
             keep_on_failure,
+            services,
         } => {
             init_tracing();
+            let services = match services {
+                ServicesKind::Embedded => Services::Embedded,
+                ServicesKind::External => match ExternalServices::from_env() {
+                    Ok(external) => Services::External(Box::new(external)),
+                    Err(e) => {
+                        eprintln!("phasecheck: error: --services external: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
             let options = RunOptions {
                 runtime,
                 subjects,
@@ -105,6 +130,7 @@ fn main() -> ExitCode {
                 jobs: jobs.max(1),
                 report_dir,
                 keep_on_failure,
+                services,
                 phasepod: None,
             };
             let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");

@@ -10,6 +10,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use harness::report::{Outcome, RunReport, ScenarioResult};
 use harness::runtime::Runtime;
+use harness::services::external::ExternalServices;
 use harness::subject::{Backend, Subject};
 
 use crate::catalog::{self, CATALOG_VERSION, Requirement};
@@ -29,6 +30,16 @@ pub enum RuntimeKind {
     Existing,
 }
 
+/// Where each case's backup store comes from.
+#[derive(Clone, Debug, Default)]
+pub enum Services {
+    /// A fresh embedded object store or git server per case (real protocols, on this host).
+    #[default]
+    Embedded,
+    /// Someone else's bucket and repository, for drills (see [`ExternalServices`]).
+    External(Box<ExternalServices>),
+}
+
 /// What `phasecheck run` was asked to do.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -46,6 +57,8 @@ pub struct RunOptions {
     pub report_dir: PathBuf,
     /// Keep a failed case's namespace.
     pub keep_on_failure: bool,
+    /// Where backup stores come from.
+    pub services: Services,
     /// The command that runs phasepod for the builtin image; `None` = this program's hidden
     /// `phasepod` subcommand (set it when embedding the runner in tests).
     pub phasepod: Option<Vec<String>>,
@@ -62,6 +75,7 @@ impl RunOptions {
             jobs: default_jobs(),
             report_dir: PathBuf::from("target/phasecheck"),
             keep_on_failure: false,
+            services: Services::Embedded,
             phasepod: None,
         }
     }
@@ -156,6 +170,11 @@ pub fn plan(options: &RunOptions) -> Result<Vec<Case>, InputError> {
     for subject in &subjects {
         for backend in subject.backends() {
             if !options.backends.is_empty() && !options.backends.contains(&backend) {
+                continue;
+            }
+            if let Services::External(external) = &options.services
+                && !external.has(backend)
+            {
                 continue;
             }
             for requirement in &requirements {
