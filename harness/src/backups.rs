@@ -12,6 +12,12 @@ use crate::subject::Backend;
 /// Errors of the backup store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The store container did not start, pause or unpause.
+    #[error(transparent)]
+    Container(#[from] crate::services::containers::Error),
+    /// A store container started but could not be prepared.
+    #[error("preparing the store container: {0}")]
+    ContainerSetup(String),
     /// The embedded service did not start.
     #[error("starting the embedded {backend} service: {source}")]
     Service {
@@ -69,6 +75,12 @@ enum Service {
     Git(EmbeddedGitServer),
     /// Someone else's store: the scenario owns only its prefix or branch.
     External(Backend),
+    /// A container of the scenario's own, at an address on a Docker network.
+    Container(
+        Backend,
+        Box<crate::services::containers::StoreContainer>,
+        std::net::SocketAddr,
+    ),
 }
 
 /// A scenario's store and a phasepod client for it.
@@ -185,6 +197,69 @@ impl BackupStore {
         })
     }
 
+    /// Starts a store container of `backend` for one scenario (see
+    /// [`containers`](crate::services::containers)), with an empty bucket or repository.
+    pub async fn start_container(
+        backend: Backend,
+        settings: &crate::services::containers::ContainerSettings,
+    ) -> Result<Self> {
+        use crate::services::containers::StoreContainer;
+        crate::runtime::kube::install_crypto_provider();
+        let (container, config, addr) = match backend {
+            Backend::S3 => {
+                let (container, at) = StoreContainer::start_s3(settings).await?;
+                let config = phasepod::store::S3Config {
+                    endpoint: format!("http://{}", at.addr),
+                    bucket: BUCKET.into(),
+                    prefix: PREFIX.into(),
+                    region: crate::services::REGION.into(),
+                    access_key_id: at.access_key_id,
+                    secret_access_key: at.secret_access_key,
+                };
+                phasepod::store::s3_client(&config)
+                    .create_bucket()
+                    .bucket(BUCKET)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        Error::ContainerSetup(format!(
+                            "creating bucket {BUCKET}: {}",
+                            phasepod::chain(&e)
+                        ))
+                    })?;
+                (
+                    container,
+                    phasepod::store::BackendConfig::S3(config),
+                    at.addr,
+                )
+            }
+            Backend::Git => {
+                let (container, at) = StoreContainer::start_git(settings).await?;
+                let config = phasepod::store::GitConfig {
+                    url: at.url,
+                    branch: BRANCH.into(),
+                    username: Some(at.username),
+                    password: Some(at.password),
+                };
+                (
+                    container,
+                    phasepod::store::BackendConfig::Git(config),
+                    at.addr,
+                )
+            }
+        };
+        let scratch = tempfile::Builder::new()
+            .prefix("phasecheck-store-")
+            .tempdir()
+            .map_err(Error::Scratch)?;
+        Ok(BackupStore {
+            service: Service::Container(backend, Box::new(container), addr),
+            config,
+            scratch,
+            advertised_host: None,
+        })
+    }
+
     /// Whether the store is someone else's (no outage switch; the scenario's scope to remove).
     pub fn is_external(&self) -> bool {
         matches!(self.service, Service::External(_))
@@ -215,6 +290,7 @@ impl BackupStore {
             Service::S3(s) => Some(s.local_addr()),
             Service::Git(g) => Some(g.local_addr()),
             Service::External(_) => None,
+            Service::Container(_, _, addr) => Some(*addr),
         }
     }
 
@@ -233,7 +309,7 @@ impl BackupStore {
         match self.service {
             Service::S3(_) => Backend::S3,
             Service::Git(_) => Backend::Git,
-            Service::External(backend) => backend,
+            Service::External(backend) | Service::Container(backend, ..) => backend,
         }
     }
 
@@ -358,22 +434,24 @@ impl BackupStore {
         Ok(store.delete(&newest).await?)
     }
 
-    /// Makes the store unreachable.
-    pub fn down(&self) -> Result<()> {
+    /// Makes the store unreachable (a container is paused).
+    pub async fn down(&self) -> Result<()> {
         match &self.service {
             Service::S3(s) => s.down(),
             Service::Git(g) => g.down(),
+            Service::Container(_, container, _) => container.pause().await?,
             Service::External(backend) => return Err(Error::NoOutageSwitch(*backend)),
         }
         Ok(())
     }
 
     /// Makes the store reachable again (listening on the same port).
-    pub fn up(&self) -> Result<()> {
+    pub async fn up(&self) -> Result<()> {
         let backend = self.backend();
         match &self.service {
             Service::S3(s) => s.up(),
             Service::Git(g) => g.up(),
+            Service::Container(_, container, _) => return Ok(container.unpause().await?),
             Service::External(backend) => return Err(Error::NoOutageSwitch(*backend)),
         }
         .map_err(|source| Error::Service { backend, source })

@@ -113,7 +113,10 @@ async fn connect(
     if !native {
         progress("the server is older than Kubernetes 1.29: native-sidecar subjects are skipped");
     }
-    let env = Environment::new(runtime, name(options), options).with_native_sidecars(native);
+    let env = Environment::new(runtime, name(options), options)
+        .with_native_sidecars(native)
+        .with_container_network(docker_network(cluster.provider()));
+    env.check_store_images(cases).await?;
     Ok(if external {
         env
     } else {
@@ -135,6 +138,15 @@ pub fn provider(kind: RuntimeKind) -> Provider {
         RuntimeKind::Existing => Provider::Existing {
             context: std::env::var(CONTEXT_ENV).ok().filter(|s| !s.is_empty()),
         },
+    }
+}
+
+/// The Docker network the cluster's nodes are on, for store containers.
+fn docker_network(provider: &Provider) -> Option<String> {
+    match provider {
+        Provider::Kind { .. } => Some(harness::cluster::KIND_NETWORK.to_owned()),
+        Provider::Minikube { profile } => Some(profile.clone()),
+        Provider::Existing { .. } => None,
     }
 }
 

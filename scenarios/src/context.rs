@@ -74,10 +74,13 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         case: &'a Case,
         ns: String,
     ) -> Check<Scenario<'a, R>> {
-        let mut store = match &env.external {
-            Some(external) => BackupStore::external(external, case.backend, &ns)
+        let mut store = match (&env.external, &env.containers) {
+            (Some(external), _) => BackupStore::external(external, case.backend, &ns)
                 .context("using the external backup store")?,
-            None => BackupStore::start_on(case.backend, env.store_bind)
+            (None, Some(settings)) => BackupStore::start_container(case.backend, settings)
+                .await
+                .context("starting the backup store container")?,
+            (None, None) => BackupStore::start_on(case.backend, env.store_bind)
                 .await
                 .context("starting the backup store")?,
         };
@@ -425,8 +428,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             }
             Fault::CorruptLatestBackup => self.store.corrupt_latest().await.context(&step),
             Fault::DeleteLatestBackup => self.store.delete_latest().await.context(&step),
-            Fault::StoreDown => self.store.down().context(&step),
-            Fault::StoreUp => self.store.up().context(&step),
+            Fault::StoreDown => self.store.down().await.context(&step),
+            Fault::StoreUp => self.store.up().await.context(&step),
             Fault::KillContainer { name } => {
                 let pod = self.current_pod().await?;
                 self.runtime()

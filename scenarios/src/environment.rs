@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use harness::report::{Outcome, ScenarioResult};
 use harness::runtime::Runtime;
 use harness::runtime::local::{ImageMap, LocalRuntime};
+use harness::services::containers::ContainerSettings;
 use harness::services::external::ExternalServices;
 use harness::subject::ImageSource;
 
@@ -36,6 +37,8 @@ pub struct Environment<R> {
     native_sidecars: bool,
     /// Someone else's stores, shared by every case (each in its own prefix or branch).
     pub(crate) external: Option<ExternalServices>,
+    /// Store containers, one per case, instead of embedded stores.
+    pub(crate) containers: Option<ContainerSettings>,
 }
 
 impl<R: Runtime> Environment<R> {
@@ -50,8 +53,12 @@ impl<R: Runtime> Environment<R> {
             store_via_service: false,
             native_sidecars: true,
             external: match &options.services {
-                Services::Embedded => None,
                 Services::External(external) => Some((**external).clone()),
+                _ => None,
+            },
+            containers: match &options.services {
+                Services::Container(settings) => Some(settings.clone()),
+                _ => None,
             },
         }
     }
@@ -61,6 +68,28 @@ impl<R: Runtime> Environment<R> {
         self.store_bind = bind;
         self.store_via_service = true;
         self
+    }
+
+    /// Store containers attach to Docker network `network` (`None`: the default bridge).
+    pub fn with_container_network(mut self, network: Option<String>) -> Self {
+        if let Some(settings) = &mut self.containers {
+            settings.network = network;
+        }
+        self
+    }
+
+    /// Checks that the store containers' images are here (pulling what is missing), so a run
+    /// without a registry stops before its first case instead of failing every one.
+    pub async fn check_store_images(&self, cases: &[Case]) -> Result<(), InputError> {
+        let Some(settings) = &self.containers else {
+            return Ok(());
+        };
+        let mut backends: Vec<harness::subject::Backend> =
+            cases.iter().map(|c| c.backend).collect();
+        backends.dedup();
+        harness::services::containers::ensure_images(settings, &backends)
+            .await
+            .map_err(|e| InputError::Runtime(format!("--services container: {e}")))
     }
 
     /// Whether subjects with native sidecars can run; when not, their cases are skipped.
@@ -175,7 +204,9 @@ impl Environment<LocalRuntime> {
             .with_backoff(Duration::from_millis(200), Duration::from_secs(2))
             .build()
             .map_err(|e| InputError::Runtime(e.to_string()))?;
-        Ok(Environment::new(runtime, "local", options))
+        let env = Environment::new(runtime, "local", options);
+        env.check_store_images(cases).await?;
+        Ok(env)
     }
 }
 

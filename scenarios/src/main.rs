@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use harness::services::containers::{ContainerSettings, ObjectStoreImage};
 use harness::services::external::ExternalServices;
 use harness::subject::Backend;
 use scenarios::runner::{RunOptions, RuntimeKind, Services};
@@ -44,10 +45,14 @@ enum Command {
         /// Keep a failed scenario's namespace (processes stopped, files kept) for inspection.
         #[arg(long)]
         keep_on_failure: bool,
-        /// Backup stores: a fresh embedded one per scenario, or the external bucket and
-        /// repository named by PHASECHECK_S3_* / PHASECHECK_GIT_* (see README) for drills.
+        /// Backup stores: a fresh embedded one per scenario, a container per scenario (MinIO or
+        /// RustFS, Gitea), or the external bucket and repository named by PHASECHECK_S3_* /
+        /// PHASECHECK_GIT_* (see README) for drills.
         #[arg(long, value_enum, default_value = "embedded")]
         services: ServicesKind,
+        /// The object store image with `--services container`.
+        #[arg(long, value_enum, default_value = "minio")]
+        object_store: ObjectStoreKind,
     },
     /// List the catalog: ID, name, requirement.
     List,
@@ -70,8 +75,19 @@ enum Command {
 enum ServicesKind {
     /// A fresh embedded object store or git server per scenario.
     Embedded,
+    /// A store container per scenario (testcontainers; images must be pullable or present).
+    Container,
     /// The external stores the PHASECHECK_S3_* and PHASECHECK_GIT_* variables describe.
     External,
+}
+
+/// `--object-store`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ObjectStoreKind {
+    /// MinIO, pinned from quay.io.
+    Minio,
+    /// RustFS.
+    Rustfs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,10 +126,20 @@ fn main() -> ExitCode {
             report_dir,
             keep_on_failure,
             services,
+            object_store,
         } => {
             init_tracing();
             let services = match services {
                 ServicesKind::Embedded => Services::Embedded,
+                ServicesKind::Container => Services::Container(ContainerSettings {
+                    object_store: match object_store {
+                        ObjectStoreKind::Minio => ObjectStoreImage::MinIO,
+                        ObjectStoreKind::Rustfs => ObjectStoreImage::RustFs(
+                            harness::services::containers::RUSTFS_TAG.into(),
+                        ),
+                    },
+                    network: None,
+                }),
                 ServicesKind::External => match ExternalServices::from_env() {
                     Ok(external) => Services::External(Box::new(external)),
                     Err(e) => {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use harness::report::{Outcome, RunReport, ScenarioResult};
 use harness::runtime::Runtime;
+use harness::services::containers::ContainerSettings;
 use harness::services::external::ExternalServices;
 use harness::subject::{Backend, Subject};
 
@@ -36,6 +37,8 @@ pub enum Services {
     /// A fresh embedded object store or git server per case (real protocols, on this host).
     #[default]
     Embedded,
+    /// A MinIO/RustFS or Gitea container per case (testcontainers).
+    Container(ContainerSettings),
     /// Someone else's bucket and repository, for drills (see [`ExternalServices`]).
     External(Box<ExternalServices>),
 }

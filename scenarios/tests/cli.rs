@@ -247,3 +247,20 @@ fn a_finished_run_leaves_no_process_and_no_temporary_directory() {
         "temporary files left behind: {entries:?}"
     );
 }
+
+#[test]
+fn store_containers_whose_images_cannot_be_had_stop_the_run_before_any_case() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = Command::new(PHASECHECK)
+        .args(["run", "--services", "container", "--scenario", "INIT-1"])
+        .current_dir(repo())
+        .env("TMPDIR", tmp.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("phasecheck runs");
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(all.contains("quay.io/minio/minio:"), "{all}");
+    assert!(all.contains("docker load"), "{all}");
+    assert!(!all.contains("INIT-1 restore-empty"), "no case ran:\n{all}");
+}

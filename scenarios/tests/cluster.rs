@@ -10,8 +10,9 @@
 use std::path::PathBuf;
 
 use harness::report::Outcome;
+use harness::services::containers::ContainerSettings;
 use rstest::rstest;
-use scenarios::runner::{RunOptions, RuntimeKind, run_report};
+use scenarios::runner::{RunOptions, RuntimeKind, Services, run_report};
 use tokio::sync::Mutex;
 
 /// One cluster at a time: the tests share the kind cluster `phasecheck`.
@@ -59,6 +60,34 @@ async fn the_reference_subjects_pass_the_whole_catalog_on_kind() {
         .count();
     // NB: on Kubernetes < 1.29 the native-sidecar subject is skipped, the classic one must pass.
     assert!(passed >= 36, "only {passed} cases passed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs cluster (kind)"]
+async fn the_classic_subject_passes_on_kind_with_minio_and_gitea_containers() {
+    let _cluster = CLUSTER.lock().await;
+    let subject =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/subjects/phasepod.yaml");
+    let options = RunOptions {
+        services: Services::Container(ContainerSettings::default()),
+        ..on_kind(vec![subject], Vec::new(), "containers-on-kind")
+    };
+    let report = run_report(&options).await.expect("the cluster run starts");
+    report
+        .write(&options.report_dir)
+        .expect("the reports are written");
+    println!("{}", report.summary_table());
+    let failed: Vec<String> = report
+        .scenarios
+        .iter()
+        .filter(|r| r.outcome != Outcome::Passed)
+        .map(|r| format!("{} {}: {}", r.id, r.backend, r.message))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "failed on kind with containers:\n{}",
+        failed.join("\n")
+    );
 }
 
 #[rstest]

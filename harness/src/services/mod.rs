@@ -58,6 +58,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 
 mod cgi;
+pub mod containers;
 pub mod external;
 mod git;
 pub mod in_cluster;
