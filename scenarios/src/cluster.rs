@@ -10,7 +10,7 @@ use harness::image::{ImageBuilder, REFERENCE_IMAGE};
 use harness::runtime::kube::KubeRuntime;
 use harness::subject::ImageSource;
 
-use crate::environment::Environment;
+use crate::environment::{Environment, Timeouts};
 use crate::runner::{Case, InputError, RunOptions, RuntimeKind, Services};
 
 /// The kind cluster or minikube profile phasecheck creates and reuses.
@@ -115,6 +115,7 @@ async fn connect(
     }
     let env = Environment::new(runtime, name(options), options)
         .with_native_sidecars(native)
+        .with_timeouts(Timeouts::CLUSTER)
         .with_container_network(docker_network(cluster.provider()));
     env.check_store_images(cases).await?;
     Ok(if external {

@@ -26,8 +26,6 @@ use crate::probe::BackgroundProbe;
 use crate::runner::Case;
 use crate::{ensure, fail};
 
-/// How long a pod may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The ConfigMap with the store's coordinates.
 pub const ENDPOINT_CONFIGMAP: &str = "phasecheck-backup-endpoint";
 /// The Secret with the store's credentials.
@@ -204,7 +202,12 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub async fn wait_ready(&self) -> Check<PodInfo> {
         match self
             .runtime()
-            .wait_for_pod(&self.ns, self.workload_name(), |p| p.ready, READY_TIMEOUT)
+            .wait_for_pod(
+                &self.ns,
+                self.workload_name(),
+                |p| p.ready,
+                self.env.timeouts.ready,
+            )
             .await
         {
             Ok(pod) => Ok(pod),
@@ -220,7 +223,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 &self.ns,
                 self.workload_name(),
                 move |p| p.ready && p.uid != old_uid,
-                READY_TIMEOUT,
+                self.env.timeouts.ready,
             )
             .await
             .context("waiting for the replacement pod")
@@ -447,7 +450,12 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             Fault::KillInitMidRestore => {
                 let pod = self
                     .runtime()
-                    .wait_for_pod(&self.ns, self.workload_name(), |_| true, READY_TIMEOUT)
+                    .wait_for_pod(
+                        &self.ns,
+                        self.workload_name(),
+                        |_| true,
+                        self.env.timeouts.ready,
+                    )
                     .await
                     .context(&step)?;
                 let restore = self.subject().profile.containers.restore[0].clone();
@@ -457,7 +465,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                         &pod.name,
                         &restore,
                         "restoring backup",
-                        READY_TIMEOUT,
+                        self.env.timeouts.ready,
                     )
                     .await
                     .context("waiting for the restore to begin")?;
@@ -490,7 +498,12 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     async fn current_pod(&self) -> Check<PodInfo> {
         self.runtime()
-            .wait_for_pod(&self.ns, self.workload_name(), |_| true, READY_TIMEOUT)
+            .wait_for_pod(
+                &self.ns,
+                self.workload_name(),
+                |_| true,
+                self.env.timeouts.ready,
+            )
             .await
             .context("finding the pod")
     }
@@ -747,8 +760,12 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub async fn wait_restore_failures(&self, n: usize) -> Check {
         let pod = self.current_pod().await?;
         let restore = self.subject().profile.containers.restore[0].clone();
+        // NB: a cluster keeps only the last two runs; every run before the first one shown
+        // failed too (a restore that succeeded would have ended the init phase).
         let failures = move |t: &Timeline| {
-            t.runs(&restore)
+            let runs = t.runs(&restore);
+            let lost = runs.first().map_or(0, |r| r.restart_count as usize);
+            lost + runs
                 .iter()
                 .filter(|r| r.exit_code.is_some_and(|c| c != 0))
                 .count()
@@ -760,7 +777,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 &self.ns,
                 &pod.name,
                 move |t| failed_enough(t) >= n,
-                Duration::from_secs(20),
+                self.env.timeouts.ready,
             )
             .await
         {

@@ -19,8 +19,27 @@ use crate::context::Scenario;
 use crate::outcome::Failure;
 use crate::runner::{Case, InputError, RunOptions, Services, result_of};
 
-/// The longest one case may take before it is failed.
-const CASE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long cases and their pods may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The longest one case may take before it is failed.
+    pub case: Duration,
+    /// How long a pod may take to become ready (or to appear).
+    pub ready: Duration,
+}
+
+impl Timeouts {
+    /// Pods as host processes start in milliseconds.
+    pub const LOCAL: Timeouts = Timeouts {
+        case: Duration::from_secs(90),
+        ready: Duration::from_secs(30),
+    };
+    /// A cluster schedules, mounts and starts containers, and helper pods come and go.
+    pub const CLUSTER: Timeouts = Timeouts {
+        case: Duration::from_secs(300),
+        ready: Duration::from_secs(120),
+    };
+}
 
 /// What every case of one run shares.
 pub struct Environment<R> {
@@ -39,6 +58,8 @@ pub struct Environment<R> {
     pub(crate) external: Option<ExternalServices>,
     /// Store containers, one per case, instead of embedded stores.
     pub(crate) containers: Option<ContainerSettings>,
+    /// How long cases and pods may take.
+    pub(crate) timeouts: Timeouts,
 }
 
 impl<R: Runtime> Environment<R> {
@@ -60,6 +81,7 @@ impl<R: Runtime> Environment<R> {
                 Services::Container(settings) => Some(settings.clone()),
                 _ => None,
             },
+            timeouts: Timeouts::LOCAL,
         }
     }
 
@@ -67,6 +89,12 @@ impl<R: Runtime> Environment<R> {
     pub fn with_stores_behind_service(mut self, bind: IpAddr) -> Self {
         self.store_bind = bind;
         self.store_via_service = true;
+        self
+    }
+
+    /// Cases and pods may take this long.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
         self
     }
 
@@ -142,10 +170,11 @@ impl<R: Runtime> Environment<R> {
             let result = result.map_err(|Failure(message)| Failure(scenario.redact(&message)));
             (result, Some(scenario.into_store()))
         };
-        let (result, store) = match tokio::time::timeout(CASE_TIMEOUT, body).await {
+        let limit = self.timeouts.case;
+        let (result, store) = match tokio::time::timeout(limit, body).await {
             Ok(done) => done,
             Err(_) => (
-                Err(Failure(format!("did not finish within {CASE_TIMEOUT:?}"))),
+                Err(Failure(format!("did not finish within {limit:?}"))),
                 None,
             ),
         };
