@@ -254,6 +254,55 @@ async fn apply_sends_a_server_side_apply_patch_with_the_phasecheck_field_manager
     );
 }
 
+#[tokio::test]
+async fn the_store_is_made_reachable_by_a_selectorless_service_and_an_endpoint_slice() {
+    let (runtime, seen) = mock_runtime(|req| {
+        if req.uri == "/apis/discovery.k8s.io/v1" {
+            answer(
+                200,
+                json!({
+                    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "discovery.k8s.io/v1",
+                    "resources": [{"name": "endpointslices", "singularName": "endpointslice", "namespaced": true,
+                                   "kind": "EndpointSlice", "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}]
+                }),
+            )
+        } else if req.method == Method::PATCH {
+            answer(200, req.json())
+        } else {
+            answer(500, status(500, "InternalError", "unexpected"))
+        }
+    });
+    let docs = harness::services::in_cluster::service_documents(
+        "phasecheck-store",
+        "172.18.0.1:40123".parse().unwrap(),
+    );
+    let objects = harness::runtime::objects::parse_documents(docs, "(store)".as_ref()).unwrap();
+    Runtime::apply(&runtime, "pc-1", objects).await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == Method::PATCH).collect();
+    assert_eq!(patches.len(), 2, "{seen:?}");
+    assert!(
+        patches[0]
+            .uri
+            .starts_with("/api/v1/namespaces/pc-1/services/phasecheck-store?"),
+        "{}",
+        patches[0].uri
+    );
+    assert!(patches[0].json()["spec"]["selector"].is_null());
+    assert!(
+        patches[1].uri.starts_with(
+            "/apis/discovery.k8s.io/v1/namespaces/pc-1/endpointslices/phasecheck-store-host?"
+        ),
+        "{}",
+        patches[1].uri
+    );
+    let slice = patches[1].json();
+    assert_eq!(slice["metadata"]["namespace"], "pc-1");
+    assert_eq!(slice["endpoints"][0]["addresses"][0], "172.18.0.1");
+    assert_eq!(slice["ports"][0]["port"], 40123);
+}
+
 /// A Deployment's pod at three moments: init running, app started, app ready.
 fn deployment_pod(stage: u8) -> Value {
     let restore = match stage {
