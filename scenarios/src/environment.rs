@@ -60,6 +60,8 @@ pub struct Environment<R> {
     pub(crate) containers: Option<ContainerSettings>,
     /// How long cases and pods may take.
     pub(crate) timeouts: Timeouts,
+    /// Namespaces of cases under way: what an interrupted run must still remove.
+    live: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl<R: Runtime> Environment<R> {
@@ -82,6 +84,7 @@ impl<R: Runtime> Environment<R> {
                 _ => None,
             },
             timeouts: Timeouts::LOCAL,
+            live: Default::default(),
         }
     }
 
@@ -132,7 +135,18 @@ impl<R: Runtime> Environment<R> {
     }
 
     /// Stops every pod and process of the run.
+    ///
+    /// Namespaces of cases that never finished (an interrupted run) are deleted first, so a
+    /// reused cluster is left as it was found.
     pub async fn shutdown(&self) {
+        let left: Vec<String> = std::mem::take(&mut *self.live.lock().expect("not poisoned"))
+            .into_iter()
+            .collect();
+        for ns in left {
+            if let Err(e) = self.runtime.delete_namespace(&ns).await {
+                eprintln!("phasecheck: error: deleting namespace {ns} of an unfinished case: {e}");
+            }
+        }
         self.runtime.shutdown().await;
     }
 
@@ -157,6 +171,14 @@ impl<R: Runtime> Environment<R> {
             );
         }
         let ns = namespace_for(case);
+        self.live.lock().expect("not poisoned").insert(ns.clone());
+        let result = self.run_case_in(case, &ns, started).await;
+        self.live.lock().expect("not poisoned").remove(&ns);
+        result
+    }
+
+    async fn run_case_in(&self, case: &Case, ns: &str, started: Instant) -> ScenarioResult {
+        let ns = ns.to_owned();
         let body = async {
             let mut scenario = match Scenario::open(self, case, ns.clone()).await {
                 Ok(scenario) => scenario,
