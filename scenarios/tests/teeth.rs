@@ -27,6 +27,7 @@ fn broken(name: &str) -> PathBuf {
 #[case::restore_is_not_atomic("non-atomic-restore", "INIT-7")]
 #[case::backup_ignores_the_schedule("ignore-schedule", "MNT-1")]
 #[case::backup_off_schedule_after_a_crash("ignore-schedule", "MNT-5")]
+#[case::backup_quiesces_the_app("quiesce-app", "MNT-5")]
 #[case::backup_uploads_nothing("backup-empty", "MNT-2")]
 #[case::backup_gives_up_after_an_outage("stop-after-failure", "MNT-3")]
 #[case::backup_never_prunes("no-prune", "MNT-4")]
