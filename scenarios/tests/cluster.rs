@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+mod common;
+
 use harness::report::Outcome;
 use harness::services::containers::ContainerSettings;
 use rstest::rstest;
@@ -41,24 +43,9 @@ async fn the_reference_subjects_pass_the_whole_catalog_on_kind() {
     let _cluster = CLUSTER.lock().await;
     let options = on_kind(Vec::new(), Vec::new(), "catalog");
     let report = run_report(&options).await.expect("the cluster run starts");
-    report
-        .write(&options.report_dir)
-        .expect("the reports are written");
-    println!("{}", report.summary_table());
     assert_eq!(report.runtime, "kind");
-    let failed: Vec<String> = report
-        .scenarios
-        .iter()
-        .filter(|r| r.outcome == Outcome::Failed)
-        .map(|r| format!("{} {} {}: {}", r.id, r.subject, r.backend, r.message))
-        .collect();
-    assert!(failed.is_empty(), "failed on kind:\n{}", failed.join("\n"));
-    let passed = report
-        .scenarios
-        .iter()
-        .filter(|r| r.outcome == Outcome::Passed)
-        .count();
     // NB: on Kubernetes < 1.29 the native-sidecar subject is skipped, the classic one must pass.
+    let passed = common::write_and_expect_passed(&report, &options.report_dir, true);
     assert!(passed >= 36, "only {passed} cases passed");
 }
 
@@ -73,21 +60,7 @@ async fn the_classic_subject_passes_on_kind_with_minio_and_gitea_containers() {
         ..on_kind(vec![subject], Vec::new(), "containers-on-kind")
     };
     let report = run_report(&options).await.expect("the cluster run starts");
-    report
-        .write(&options.report_dir)
-        .expect("the reports are written");
-    println!("{}", report.summary_table());
-    let failed: Vec<String> = report
-        .scenarios
-        .iter()
-        .filter(|r| r.outcome != Outcome::Passed)
-        .map(|r| format!("{} {}: {}", r.id, r.backend, r.message))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "failed on kind with containers:\n{}",
-        failed.join("\n")
-    );
+    common::write_and_expect_passed(&report, &options.report_dir, false);
 }
 
 #[rstest]
@@ -96,6 +69,7 @@ async fn the_classic_subject_passes_on_kind_with_minio_and_gitea_containers() {
 #[case::restore_is_not_atomic("non-atomic-restore", "INIT-7")]
 #[case::restore_overwrites_a_valid_dataset("overwrite-valid", "INIT-2")]
 #[case::backup_off_schedule_after_a_crash("ignore-schedule", "MNT-5")]
+#[case::backup_quiesces_the_app("quiesce-app", "MNT-5")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs cluster (kind)"]
 async fn a_broken_workload_fails_its_scenario_on_kind(
