@@ -8,7 +8,7 @@
 //! | `PHASECHECK_S3_REGION` | region, default `us-east-1` |
 //! | `PHASECHECK_S3_PREFIX` | key prefix under which phasecheck works, default empty |
 //! | `PHASECHECK_S3_ACCESS_KEY_ID`, `PHASECHECK_S3_SECRET_ACCESS_KEY` | credentials |
-//! | `PHASECHECK_GIT_URL` | an existing repository (smart HTTP) |
+//! | `PHASECHECK_GIT_URL` | an existing repository (smart HTTP, `http://` only) |
 //! | `PHASECHECK_GIT_USERNAME`, `PHASECHECK_GIT_PASSWORD` | basic-auth credentials (optional) |
 //!
 //! Every credential may instead come from a file named by the variable with `_FILE` appended
@@ -50,6 +50,14 @@ pub enum ExternalError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A git URL over https, which phasepod's git client (libgit2 without TLS) cannot reach.
+    #[error(
+        "PHASECHECK_GIT_URL: `{value}` is https; phasepod's git client speaks plain http:// only (libgit2 is built without TLS), so use an http:// endpoint reachable from the cluster"
+    )]
+    GitHttps {
+        /// The URL (not a secret).
+        value: String,
     },
     /// A URL that is not http(s).
     #[error("{var}: `{value}` is not an http:// or https:// URL")]
@@ -181,6 +189,10 @@ impl ExternalServices {
         };
         let git = match url("PHASECHECK_GIT_URL")? {
             None => None,
+            // NB: libgit2 is built without TLS here (no `https` feature), in phasepod and the harness.
+            Some(url) if url.starts_with("https://") => {
+                return Err(ExternalError::GitHttps { value: url });
+            }
             Some(url) => Some(ExternalGit {
                 url,
                 username: secret("PHASECHECK_GIT_USERNAME")?,
@@ -233,6 +245,12 @@ mod tests {
         let e = ExternalServices::from_lookup(lookup(&[("PHASECHECK_GIT_URL", "git@host:x")]))
             .unwrap_err();
         assert!(e.to_string().contains("PHASECHECK_GIT_URL"), "{e}");
+        let e = ExternalServices::from_lookup(lookup(&[(
+            "PHASECHECK_GIT_URL",
+            "https://git.example.com/b.git",
+        )]))
+        .unwrap_err();
+        assert!(e.to_string().contains("http:// only"), "{e}");
     }
 
     #[test]
@@ -248,7 +266,7 @@ mod tests {
                 "PHASECHECK_S3_SECRET_ACCESS_KEY_FILE",
                 file.to_str().unwrap(),
             ),
-            ("PHASECHECK_GIT_URL", "https://git.example.com/backups.git"),
+            ("PHASECHECK_GIT_URL", "http://git.example.com/backups.git"),
             ("PHASECHECK_GIT_PASSWORD", "hunter2"),
         ]))
         .unwrap();
@@ -261,7 +279,7 @@ mod tests {
             assert!(!shown.contains(secret), "{shown}");
         }
         let missing = ExternalServices::from_lookup(lookup(&[
-            ("PHASECHECK_GIT_URL", "https://git.example.com/b.git"),
+            ("PHASECHECK_GIT_URL", "http://git.example.com/b.git"),
             ("PHASECHECK_GIT_PASSWORD_FILE", "/nonexistent/pw"),
         ]))
         .unwrap_err();
