@@ -303,6 +303,37 @@ async fn the_store_is_made_reachable_by_a_selectorless_service_and_an_endpoint_s
     assert_eq!(slice["ports"][0]["port"], 40123);
 }
 
+#[tokio::test]
+async fn the_namespaces_left_by_killed_runs_are_found_by_their_label() {
+    let (runtime, seen) = mock_runtime(|req| {
+        if req.uri.starts_with("/api/v1/namespaces?") {
+            answer(
+                200,
+                json!({
+                    "apiVersion": "v1", "kind": "NamespaceList", "metadata": {"resourceVersion": "9"},
+                    "items": [namespace("pc-init-1-s3-phasepod-1a2b3", "Active"),
+                              namespace("pc-mnt-5-git-phasepod-4c5d6", "Active")]
+                }),
+            )
+        } else {
+            answer(500, status(500, "InternalError", "unexpected"))
+        }
+    });
+    let left = runtime.managed_namespaces().await.unwrap();
+    assert_eq!(
+        left,
+        ["pc-init-1-s3-phasepod-1a2b3", "pc-mnt-5-git-phasepod-4c5d6"]
+    );
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen[0]
+            .uri
+            .contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dphasecheck"),
+        "{}",
+        seen[0].uri
+    );
+}
+
 /// A Deployment's pod at three moments: init running, app started, app ready.
 fn deployment_pod(stage: u8) -> Value {
     let restore = match stage {

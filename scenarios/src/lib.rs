@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod checks;
+pub mod clean;
 pub mod cluster;
 pub mod context;
 pub mod environment;

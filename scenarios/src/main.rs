@@ -56,6 +56,15 @@ enum Command {
     },
     /// List the catalog: ID, name, requirement.
     List,
+    /// Remove what killed runs left behind: namespaces labelled
+    /// app.kubernetes.io/managed-by=phasecheck on the cluster, and store containers so labelled.
+    /// Never run it while a run uses the same cluster.
+    Clean {
+        /// Whose cluster: kind (context kind-phasecheck), minikube (profile phasecheck), existing
+        /// (PHASECHECK_KUBE_CONTEXT or the current context); local cleans Docker only.
+        #[arg(long, value_enum, default_value = "kind")]
+        runtime: RuntimeKind,
+    },
     /// Build the reference workload's container image offline.
     Image {
         #[command(subcommand)]
@@ -113,6 +122,11 @@ fn main() -> ExitCode {
         Command::Image {
             command: ImageCommand::Build { tag, target },
         } => build_image(tag, target),
+        Command::Clean { runtime } => {
+            init_tracing();
+            let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            tokio.block_on(scenarios::clean::run(runtime))
+        }
         Command::Phasepod { args } => {
             let argv = std::iter::once("phasepod".to_owned()).chain(args);
             phasepod::cli::run(argv)

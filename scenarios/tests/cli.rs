@@ -264,3 +264,73 @@ fn store_containers_whose_images_cannot_be_had_stop_the_run_before_any_case() {
     assert!(all.contains("docker load"), "{all}");
     assert!(!all.contains("INIT-1 restore-empty"), "no case ran:\n{all}");
 }
+
+#[test]
+fn clean_without_a_reachable_cluster_says_which_context_it_tried_and_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = Command::new(PHASECHECK)
+        .args(["clean", "--runtime", "kind"])
+        .current_dir(repo())
+        .env("TMPDIR", tmp.path())
+        .env("KUBECONFIG", tmp.path().join("no-kubeconfig"))
+        .output()
+        .expect("phasecheck runs");
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(all.contains("kind-phasecheck"), "{all}");
+}
+
+#[test]
+fn clean_removes_store_containers_that_carry_the_phasecheck_label() {
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+    };
+    if !docker(&["version"]).is_ok_and(|o| o.status.success()) {
+        let required = std::env::var_os("PHASECHECK_REQUIRE_DOCKER").is_some_and(|v| v == "1");
+        assert!(
+            !required,
+            "PHASECHECK_REQUIRE_DOCKER=1 but no Docker daemon answers"
+        );
+        eprintln!(
+            "SKIPPED (no Docker daemon): clean_removes_store_containers_that_carry_the_phasecheck_label"
+        );
+        return;
+    }
+    // An empty image and a container that is never started: no registry needed.
+    let empty = tempfile::tempdir().unwrap();
+    let tar = empty.path().join("empty.tar");
+    std::fs::write(&tar, [0u8; 1024]).unwrap();
+    let image = "phasecheck-clean-test:empty";
+    let imported = docker(&["import", tar.to_str().unwrap(), image]).unwrap();
+    assert!(imported.status.success(), "{}", text(&imported));
+    let name = format!("phasecheck-clean-test-{}", std::process::id());
+    let label = "app.kubernetes.io/managed-by=phasecheck";
+    let created = docker(&["create", "--name", &name, "--label", label, image, "/none"]).unwrap();
+    assert!(created.status.success(), "{}", text(&created));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let output = Command::new(PHASECHECK)
+        .args(["clean", "--runtime", "local"])
+        .current_dir(repo())
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("phasecheck runs");
+    let left = docker(&[
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        &format!("name={name}"),
+    ])
+    .unwrap();
+    let _ = docker(&["rm", "--force", &name]);
+    let _ = docker(&["rmi", image]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "the labelled container is still there"
+    );
+}

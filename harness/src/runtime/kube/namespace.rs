@@ -37,6 +37,22 @@ impl KubeRuntime {
         }
     }
 
+    /// The namespaces the harness created (labelled `app.kubernetes.io/managed-by=phasecheck`)
+    /// that are still there, e.g. after a run that was killed.
+    pub async fn managed_namespaces(&self) -> Result<Vec<String>> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+        let list = api
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .map_err(Error::api(format!("list namespaces labelled {selector}")))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect())
+    }
+
     /// Deletes namespace `ns` and waits until it is gone. A refused deletion, or a namespace
     /// still terminating after the wait timeout (finalizers, stuck volumes), is an error naming
     /// the namespace's conditions.
