@@ -11,12 +11,32 @@ fn repo() -> PathBuf {
 }
 
 fn phasecheck(args: &[&str], tmp: &Path) -> Output {
+    phasecheck_with_env(args, tmp, &[])
+}
+
+/// `phasecheck args…` from the checkout, temporary files under `tmp`, with `env` added.
+fn phasecheck_with_env(args: &[&str], tmp: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Output {
     Command::new(PHASECHECK)
         .args(args)
         .current_dir(repo())
         .env("TMPDIR", tmp)
+        .envs(env.iter().copied())
         .output()
         .expect("phasecheck runs")
+}
+
+/// Nothing but the reports is left in `tmp`.
+fn expect_no_temporary_files(tmp: &Path) {
+    let entries: Vec<_> = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "reports")
+        .collect();
+    assert!(
+        entries.is_empty(),
+        "temporary files left behind: {entries:?}"
+    );
 }
 
 fn text(output: &Output) -> String {
@@ -208,16 +228,7 @@ fn an_interrupted_run_leaves_no_process_and_no_temporary_directory() {
     assert_eq!(status.code(), Some(130));
     let left = processes_mentioning(&marker);
     assert!(left.is_empty(), "processes left behind: {left:?}");
-    let entries: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name != "reports")
-        .collect();
-    assert!(
-        entries.is_empty(),
-        "temporary files left behind: {entries:?}"
-    );
+    expect_no_temporary_files(tmp.path());
 }
 
 #[test]
@@ -236,28 +247,17 @@ fn a_finished_run_leaves_no_process_and_no_temporary_directory() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let left = processes_mentioning(tmp.path().to_str().unwrap());
     assert!(left.is_empty(), "processes left behind: {left:?}");
-    let entries: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name != "reports")
-        .collect();
-    assert!(
-        entries.is_empty(),
-        "temporary files left behind: {entries:?}"
-    );
+    expect_no_temporary_files(tmp.path());
 }
 
 #[test]
 fn store_containers_whose_images_cannot_be_had_stop_the_run_before_any_case() {
     let tmp = tempfile::tempdir().unwrap();
-    let output = Command::new(PHASECHECK)
-        .args(["run", "--services", "container", "--scenario", "INIT-1"])
-        .current_dir(repo())
-        .env("TMPDIR", tmp.path())
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("phasecheck runs");
+    let output = phasecheck_with_env(
+        &["run", "--services", "container", "--scenario", "INIT-1"],
+        tmp.path(),
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock".as_ref())],
+    );
     let all = text(&output);
     assert_eq!(output.status.code(), Some(2), "{all}");
     assert!(all.contains("quay.io/minio/minio:"), "{all}");
@@ -268,13 +268,12 @@ fn store_containers_whose_images_cannot_be_had_stop_the_run_before_any_case() {
 #[test]
 fn clean_without_a_reachable_cluster_says_which_context_it_tried_and_exits_2() {
     let tmp = tempfile::tempdir().unwrap();
-    let output = Command::new(PHASECHECK)
-        .args(["clean", "--runtime", "kind"])
-        .current_dir(repo())
-        .env("TMPDIR", tmp.path())
-        .env("KUBECONFIG", tmp.path().join("no-kubeconfig"))
-        .output()
-        .expect("phasecheck runs");
+    let kubeconfig = tmp.path().join("no-kubeconfig");
+    let output = phasecheck_with_env(
+        &["clean", "--runtime", "kind"],
+        tmp.path(),
+        &[("KUBECONFIG", kubeconfig.as_os_str())],
+    );
     let all = text(&output);
     assert_eq!(output.status.code(), Some(2), "{all}");
     assert!(all.contains("kind-phasecheck"), "{all}");
@@ -312,12 +311,7 @@ fn clean_removes_store_containers_that_carry_the_phasecheck_label() {
     assert!(created.status.success(), "{}", text(&created));
 
     let tmp = tempfile::tempdir().unwrap();
-    let output = Command::new(PHASECHECK)
-        .args(["clean", "--runtime", "local"])
-        .current_dir(repo())
-        .env("TMPDIR", tmp.path())
-        .output()
-        .expect("phasecheck runs");
+    let output = phasecheck(&["clean", "--runtime", "local"], tmp.path());
     let left = docker(&[
         "ps",
         "--all",

@@ -56,6 +56,9 @@ pub enum Error {
         /// What `docker` said.
         problem: String,
     },
+    /// The containers' credentials could not be generated.
+    #[error("generating the store's credentials: {0}")]
+    Credentials(#[source] super::Error),
     /// testcontainers could not start, inspect, pause or unpause the container.
     #[error("{what}: {source}")]
     Container {
@@ -174,7 +177,7 @@ impl StoreContainer {
     pub async fn start_s3(settings: &ContainerSettings) -> Result<(Self, S3Coordinates)> {
         let (container, access_key_id, secret_access_key) = match &settings.object_store {
             ObjectStoreImage::MinIO => {
-                let (user, password) = (random_token(), random_token());
+                let (user, password) = (random_token()?, random_token()?);
                 let request = attach(
                     MinIO::default()
                         .with_name(MINIO_IMAGE)
@@ -207,7 +210,7 @@ impl StoreContainer {
 
     /// Starts a Gitea with a private repository [`GITEA_REPOSITORY`].
     pub async fn start_git(settings: &ContainerSettings) -> Result<(Self, GitCoordinates)> {
-        let (username, password) = (format!("pc-{}", &random_token()[..6]), random_token());
+        let (username, password) = (format!("pc-{}", &random_token()?[..6]), random_token()?);
         let request = attach(
             Gitea::default()
                 .with_admin_account(&username, &password, None)
@@ -285,10 +288,8 @@ fn failed(what: &str) -> impl FnOnce(testcontainers::TestcontainersError) -> Err
 }
 
 /// 20 random lowercase hex characters.
-fn random_token() -> String {
-    let mut bytes = [0u8; 10];
-    getrandom::fill(&mut bytes).expect("the OS has randomness");
-    hex::encode(bytes)
+fn random_token() -> Result<String> {
+    super::random_token(10).map_err(Error::Credentials)
 }
 
 #[cfg(test)]

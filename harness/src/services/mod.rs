@@ -163,7 +163,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `n` random bytes, hex-encoded: URL-, header- and shell-safe credentials.
-fn random_token(n: usize) -> Result<String> {
+pub(crate) fn random_token(n: usize) -> Result<String> {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).map_err(|source| Error::Random { source })?;
     Ok(hex::encode(bytes))
