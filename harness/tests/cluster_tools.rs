@@ -452,7 +452,7 @@ async fn the_kind_host_address_is_the_first_ipv4_gateway_of_the_kind_network() {
     let fakes = Fakes::new();
     fakes.set("kind-clusters", "phasecheck\n").set(
         "network-kind",
-        "fc00:f853:ccd:e793::1 172.18.0.1 10.9.0.1 \n",
+        r#"{"Name":"kind","Id":"0123456789abcdef","Driver":"bridge","IPAM":{"Config":[{"Subnet":"fc00:f853:ccd:e793::/64","Gateway":"fc00:f853:ccd:e793::1"},{"Subnet":"172.18.0.0/16","Gateway":"172.18.0.1"},{"Subnet":"10.9.0.0/16","Gateway":"10.9.0.1"}]}}"#,
     );
     let cluster = Cluster::provision(fakes.kind(None), fakes.tools(), quiet)
         .await
@@ -463,22 +463,27 @@ async fn the_kind_host_address_is_the_first_ipv4_gateway_of_the_kind_network() {
     );
     assert_eq!(
         fakes.calls()[1],
-        "docker network inspect kind --format {{range .IPAM.Config}}{{.Gateway}} {{end}}"
+        "docker network inspect kind --format {{json .}}"
     );
 }
 
 #[tokio::test]
-async fn a_kind_network_without_an_ipv4_gateway_is_no_host_address() {
+async fn a_kind_network_without_an_ipv4_gateway_or_a_local_bridge_is_no_host_address() {
     let fakes = Fakes::new();
-    fakes
-        .set("kind-clusters", "phasecheck\n")
-        .set("network-kind", "fc00:f853:ccd:e793::1 \n");
+    // NB: no interface `br-0123456789ab` exists on this machine, so the fallback finds nothing.
+    fakes.set("kind-clusters", "phasecheck\n").set(
+        "network-kind",
+        r#"{"Name":"kind","Id":"0123456789abcdef","Driver":"bridge","IPAM":{"Config":[{"Subnet":"fc00:f853:ccd:e793::/64","Gateway":"fc00:f853:ccd:e793::1"},{"Subnet":"172.18.0.0/16"}]}}"#,
+    );
     let cluster = Cluster::provision(fakes.kind(None), fakes.tools(), quiet)
         .await
         .unwrap();
     let e = cluster.host_address().await.unwrap_err();
     assert!(matches!(e, Error::NoHostAddress { .. }), "{e}");
-    assert!(e.to_string().contains("no IPv4 gateway"), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("no IPv4 gateway"), "{text}");
+    assert!(text.contains("br-0123456789ab"), "{text}");
+    assert!(text.contains("PHASECHECK_HOST_ADDRESS"), "{text}");
 }
 
 #[tokio::test]
@@ -507,7 +512,10 @@ async fn the_minikube_host_address_is_the_gateway_of_the_network_named_after_the
     let fakes = Fakes::new();
     fakes
         .set("minikube-running", "")
-        .set("network-drill", "192.168.49.1 \n");
+        .set(
+            "network-drill",
+            r#"{"Name":"drill","Id":"fedcba9876543210","Driver":"bridge","IPAM":{"Config":[{"Subnet":"192.168.49.0/24","Gateway":"192.168.49.1"}]}}"#,
+        );
     let cluster = Cluster::provision(minikube("drill"), fakes.tools(), quiet)
         .await
         .unwrap();

@@ -7,8 +7,10 @@
 //! when cold, seconds when warm).
 //!
 //! Network: containers run on Docker's default bridge network, as a pod runs on its own network.
-//! The embedded services listen on the bridge's gateway address (the host's side of `docker0`,
-//! read from `docker network inspect bridge`), and containers reach them by the name
+//! The embedded services listen on the host's address on the bridge (its IPAM gateway, or the
+//! address of `docker0` when the daemon reports no gateway, as a freshly started docker.io 20.10
+//! does: `harness::cluster::docker_host_address`), looked up before the image is built so a daemon
+//! the tier cannot use fails every test in seconds; containers reach the services by the name
 //! `phasecheck-store` (`--add-host phasecheck-store:host-gateway`), so name resolution in the
 //! static binary is exercised too. The host reaches `serve` at the container's bridge address.
 //! Nothing is published and nothing listens beyond loopback and the bridge.
@@ -34,6 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use harness::app::AppClient;
+use harness::cluster::{NetworkFacts, Tools, docker_host_address, interface_ipv4};
 use harness::dataset::Dataset;
 use harness::image::{
     BINARY_PATH, ImageInfo, NONROOT_ID, REFERENCE_IMAGE, build_reference_image, docker_available,
@@ -166,6 +169,61 @@ async fn a_backup_taken_in_a_container_restores_in_a_fresh_container_and_verifie
     restore_into(&restored, &store).await;
     verify_in_container(&restored).await;
     assert_eq!(restored.dataset(), dataset, "the restored files");
+}
+
+/// A user-defined network created with `--subnet` alone reports no gateway in its IPAM config,
+/// like the default bridge of a freshly started Debian docker.io 20.10: the host is still found,
+/// at its bridge interface's address, and containers on that network take a backup there and
+/// restore it.
+#[tokio::test]
+async fn a_network_whose_ipam_config_names_no_gateway_still_reaches_the_host() {
+    let test = "a_network_whose_ipam_config_names_no_gateway_still_reaches_the_host";
+    let Some(_image) = image_or_skip(test).await else {
+        return;
+    };
+    let network = Network::create_without_gateway().await;
+    let inspected = docker_ok(&[
+        "network",
+        "inspect",
+        &network.name,
+        "--format",
+        harness::cluster::INSPECT_FORMAT,
+    ])
+    .await;
+    let facts = NetworkFacts::parse(&inspected).expect("docker prints the network as JSON");
+    assert!(
+        facts.gateways.is_empty(),
+        "the case under test: no gateway in the IPAM config: {facts:?}"
+    );
+    let host = docker_host_address(&Tools::default(), &network.name)
+        .await
+        .expect("docker network inspect runs")
+        .expect("the host address is found");
+    assert_eq!(host, network.first_host, "the bridge's own address");
+    let interface = facts.bridge_interface().expect("a bridge network");
+    assert!(
+        interface_ipv4(&interface).contains(&host),
+        "{host} is an address of {interface}"
+    );
+
+    let store = Store::start_on(Backend::S3, host).await;
+    let dataset = Dataset::generated("no-gateway", 4, 1000);
+    let data = Volume::seeded(&dataset);
+    let backup = Container::new("backup").on_network(&network.name, host);
+    let output = backup
+        .run_to_completion(
+            &["backup", "--once"],
+            &store.env(),
+            &[data.mount_read_only(), store.credentials_mount()],
+        )
+        .await;
+    assert!(
+        output.status.success(),
+        "backup --once on {}: {}",
+        network.name,
+        describe(&output)
+    );
+    assert_eq!(store.backups().await.len(), 1, "one backup in the store");
 }
 
 #[rstest]
@@ -455,6 +513,9 @@ async fn image_or_skip(test: &str) -> Option<&'static ImageInfo> {
         let _ = writeln!(std::io::stderr(), "SKIPPED (no Docker daemon): {test}");
         return None;
     }
+    // NB: before the image build (minutes when cold), so a daemon the tier cannot use fails
+    // every test in seconds, saying what to check.
+    bridge_host_address().await;
     let built = IMAGE
         .get_or_init(|| async {
             let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -528,6 +589,9 @@ static RUN_ID: LazyLock<String> = LazyLock::new(|| {
 /// One container of the reference image; removed (`docker rm -f`) when dropped.
 struct Container {
     name: String,
+    /// A user-defined network and the host's address on it (`None`: the default bridge, the host
+    /// reached through `host-gateway`).
+    network: Option<(String, Ipv4Addr)>,
 }
 
 impl Container {
@@ -537,7 +601,14 @@ impl Container {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         Container {
             name: format!("phasecheck-{}-{role}-{n}", *RUN_ID),
+            network: None,
         }
+    }
+
+    /// Runs on user-defined network `network`, where the host is at `host`.
+    fn on_network(mut self, network: &str, host: Ipv4Addr) -> Self {
+        self.network = Some((network.to_owned(), host));
+        self
     }
 
     /// `docker run` arguments up to the image: name, network, hardening, env, mounts.
@@ -546,10 +617,16 @@ impl Container {
         if detach {
             args.push("--detach".into());
         }
+        let store_host = match &self.network {
+            Some((network, host)) => {
+                args.extend(["--network".to_owned(), network.clone()]);
+                format!("{STORE_HOST}:{host}")
+            }
+            None => format!("{STORE_HOST}:host-gateway"),
+        };
+        args.extend(["--add-host".to_owned(), store_host]);
         args.extend(
             [
-                "--add-host",
-                "phasecheck-store:host-gateway",
                 "--read-only",
                 "--tmpfs",
                 "/tmp",
@@ -757,17 +834,72 @@ async fn run_tool(docker_args: &[&str], args: &[&str], stdin: Option<Vec<u8>>) -
     output.stdout
 }
 
-/// The host's address on Docker's default bridge network (the gateway of `bridge`).
-async fn bridge_gateway() -> Ipv4Addr {
-    static GATEWAY: tokio::sync::OnceCell<Ipv4Addr> = tokio::sync::OnceCell::const_new();
-    *GATEWAY
+/// The host's address on Docker's default bridge network: its IPAM gateway, or the address of
+/// its bridge interface when the daemon reports none (see `harness::cluster::NetworkFacts`).
+async fn bridge_host_address() -> Ipv4Addr {
+    static ADDRESS: tokio::sync::OnceCell<Result<Ipv4Addr, String>> =
+        tokio::sync::OnceCell::const_new();
+    let found = ADDRESS
         .get_or_init(|| async {
-            let format = "{{range .IPAM.Config}}{{.Gateway}} {{end}}";
-            let text = docker_ok(&["network", "inspect", "bridge", "--format", format]).await;
-            harness::cluster::first_ipv4(&text)
-                .unwrap_or_else(|| panic!("the bridge network has no IPv4 gateway: `{text}`"))
+            match docker_host_address(&Tools::default(), "bridge").await {
+                Ok(Ok(address)) => Ok(address),
+                Ok(Err(why)) => Err(why),
+                Err(e) => Err(e.to_string()),
+            }
         })
-        .await
+        .await;
+    match found {
+        Ok(address) => *address,
+        Err(why) => panic!(
+            "containers on Docker's default bridge cannot reach this machine: {why}; check \
+             `docker network inspect bridge` and `ip -4 addr show docker0`"
+        ),
+    }
+}
+
+/// A user-defined Docker network of this test run, removed on drop.
+struct Network {
+    name: String,
+    /// The first host address of its subnet, which Docker gives the bridge.
+    first_host: Ipv4Addr,
+}
+
+impl Network {
+    /// `docker network create --subnet 10.213.N.0/24 NAME`, no `--gateway`; the first free `N`.
+    async fn create_without_gateway() -> Self {
+        let name = format!("phasecheck-{}-nogw", *RUN_ID);
+        let mut last = String::new();
+        for n in 0..32u8 {
+            let third = (std::process::id() as u8).wrapping_add(n.wrapping_mul(7));
+            let subnet = format!("10.213.{third}.0/24");
+            let output = tokio::process::Command::new("docker")
+                .args(["network", "create", "--subnet", &subnet, &name])
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output()
+                .await
+                .expect("docker runs");
+            if output.status.success() {
+                return Network {
+                    name,
+                    first_host: Ipv4Addr::new(10, 213, third, 1),
+                };
+            }
+            last = describe(&output);
+        }
+        panic!("no free subnet 10.213.*.0/24 for a test network: {last}");
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["network", "rm", &self.name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// Exit status and output, for failure messages.
@@ -909,11 +1041,17 @@ enum Service {
 }
 
 impl Store {
+    /// A store containers on the default bridge reach.
     async fn start(backend: Backend) -> Self {
+        Self::start_on(backend, bridge_host_address().await).await
+    }
+
+    /// A store listening on `address`.
+    async fn start_on(backend: Backend, address: Ipv4Addr) -> Self {
         let (service, secrets) = match backend {
             Backend::S3 => {
                 let store = EmbeddedObjectStore::builder()
-                    .with_bind_addr(bridge_gateway().await)
+                    .with_bind_addr(address)
                     .start()
                     .await
                     .expect("the object store starts");
@@ -929,7 +1067,7 @@ impl Store {
             }
             Backend::Git => {
                 let server = EmbeddedGitServer::builder()
-                    .with_bind_addr(bridge_gateway().await)
+                    .with_bind_addr(address)
                     .start()
                     .await
                     .expect("the git server starts");

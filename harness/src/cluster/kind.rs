@@ -104,9 +104,9 @@ pub(super) async fn delete(tools: &Tools, name: &str) -> Result<()> {
     .map(drop)
 }
 
-/// The gateway of the docker network [`KIND_NETWORK`].
+/// This machine's address on the docker network [`KIND_NETWORK`].
 pub(super) async fn host_address(tools: &Tools, cluster: String) -> Result<Ipv4Addr> {
-    network::gateway(tools, KIND_NETWORK)
+    network::host_address(tools, KIND_NETWORK)
         .await?
-        .ok_or_else(|| network::no_ipv4_gateway(cluster, KIND_NETWORK))
+        .map_err(|why| network::no_host_address(cluster, KIND_NETWORK, &why))
 }

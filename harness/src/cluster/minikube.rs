@@ -67,7 +67,7 @@ pub(super) async fn delete(tools: &Tools, profile: &str) -> Result<()> {
     .map(drop)
 }
 
-/// The gateway of the docker network named after the profile, which only minikube's docker
+/// This machine's address on the docker network named after the profile, which only minikube's docker
 /// driver creates.
 pub(super) async fn host_address(
     tools: &Tools,
@@ -77,9 +77,9 @@ pub(super) async fn host_address(
     let advice = "services embedded in the harness need minikube's docker driver \
                   (`minikube start --driver=docker`); with another driver set PHASECHECK_HOST_ADDRESS to an address of this \
                   machine the cluster's pods can reach";
-    match network::gateway(tools, profile).await {
-        Ok(Some(address)) => Ok(address),
-        Ok(None) => Err(network::no_ipv4_gateway(cluster, profile)),
+    match network::host_address(tools, profile).await {
+        Ok(Ok(address)) => Ok(address),
+        Ok(Err(why)) => Err(network::no_host_address(cluster, profile, &why)),
         Err(Error::Failed { output, .. }) => Err(Error::NoHostAddress {
             cluster,
             reason: format!(

@@ -5,8 +5,8 @@
 //!
 //! | provider | provision | [`Cluster::kube_context`] | [`Cluster::load_image`] | [`Cluster::host_address`] | [`Cluster::teardown`] (when created) |
 //! |---|---|---|---|---|---|
-//! | [`Provider::Kind`] | reuse when `kind get clusters` lists the name, else `kind create cluster --name N --config PATH [--image IMG] --wait 180s` | `kind-N` | `kind load docker-image IMG --name N` | gateway of the docker network `kind` | `kind delete cluster --name N` |
-//! | [`Provider::Minikube`] | reuse when `minikube -p P status` exits 0, else `minikube start -p P` | `P` | `minikube -p P image load IMG` | gateway of the docker network `P` (docker driver only) | `minikube delete -p P` |
+//! | [`Provider::Kind`] | reuse when `kind get clusters` lists the name, else `kind create cluster --name N --config PATH [--image IMG] --wait 180s` | `kind-N` | `kind load docker-image IMG --name N` | this machine's address on the docker network `kind` | `kind delete cluster --name N` |
+//! | [`Provider::Minikube`] | reuse when `minikube -p P status` exits 0, else `minikube start -p P` | `P` | `minikube -p P image load IMG` | this machine's address on the docker network `P` (docker driver only) | `minikube delete -p P` |
 //! | [`Provider::Existing`] | nothing | the given context (`None`: current) | nothing: the image must be pullable | an error: set `PHASECHECK_HOST_ADDRESS` | nothing |
 //!
 //! Every command runs with a time limit ([`Tools::with_create_timeout`],
@@ -30,7 +30,7 @@ use std::path::PathBuf;
 
 pub use error::{Error, Result};
 pub use kind::{KIND_NETWORK, KIND_WAIT};
-pub use network::{GATEWAY_FORMAT, first_ipv4};
+pub use network::{INSPECT_FORMAT, NetworkFacts, host_address as docker_host_address, interface_ipv4};
 pub use tools::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DOCKER_HINT, KIND_HINT, MINIKUBE_HINT, Tools,
     resolve_tool, tool_on_path,
@@ -168,8 +168,9 @@ impl Cluster {
     /// The IPv4 address of this machine as the cluster's pods reach it, so services embedded in
     /// the harness process can bind to it and be reached from pods.
     ///
-    /// - kind: the first IPv4 gateway of the docker network `kind`.
-    /// - minikube: the first IPv4 gateway of the docker network named after the profile, which
+    /// - kind: this machine's address on the docker network `kind` (its IPAM gateway, else its
+    ///   bridge interface's address; see [`NetworkFacts`]).
+    /// - minikube: the same on the docker network named after the profile, which
     ///   only the docker driver creates; otherwise [`Error::NoHostAddress`] saying that embedded
     ///   services need the docker driver.
     /// - existing: [`Error::NoHostAddress`] saying to set `PHASECHECK_HOST_ADDRESS`;
