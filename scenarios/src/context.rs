@@ -17,7 +17,7 @@ use harness::runtime::Runtime;
 use harness::runtime::objects;
 use harness::runtime::timeline::Timeline;
 use harness::services::in_cluster;
-use harness::subject::Subject;
+use harness::subject::{Subject, TemplateValues};
 use serde_json::{Value, json};
 
 use crate::environment::Environment;
@@ -25,11 +25,6 @@ use crate::outcome::{Check, Context, Failure};
 use crate::probe::BackgroundProbe;
 use crate::runner::Case;
 use crate::{ensure, fail};
-
-/// The ConfigMap with the store's coordinates.
-pub const ENDPOINT_CONFIGMAP: &str = "phasecheck-backup-endpoint";
-/// The Secret with the store's credentials.
-pub const CREDENTIALS_SECRET: &str = "phasecheck-backup-credentials";
 
 /// The subject's knobs for one deployment.
 #[derive(Clone, Debug, Default)]
@@ -145,7 +140,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         if self.storage_applied {
             return Ok(());
         }
-        let mut docs = vec![self.endpoint_configmap(), self.credentials_secret()];
+        let mut docs = self.wiring_documents();
         docs.extend(
             self.docs
                 .iter()
@@ -238,23 +233,66 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .context("applying the manifests")
     }
 
-    fn endpoint_configmap(&self) -> Value {
-        json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": ENDPOINT_CONFIGMAP},
-            "data": self.store.endpoint_settings(),
-        })
+    /// The values of the profile's templates for this case's store.
+    fn template_values(&self) -> TemplateValues {
+        let endpoint = self.store.endpoint_settings();
+        let creds = self.store.credentials();
+        let get =
+            |map: &BTreeMap<String, String>, key: &str| map.get(key).cloned().unwrap_or_default();
+        let s3_endpoint = get(&endpoint, "S3_ENDPOINT");
+        let s3_prefix = get(&endpoint, "S3_PREFIX");
+        let git_url = get(&endpoint, "GIT_URL");
+        let (user, password) = (get(&creds, "git-username"), get(&creds, "git-password"));
+        let auth_url = match git_url.split_once("://") {
+            Some((scheme, rest)) if !user.is_empty() => {
+                format!("{scheme}://{user}:{password}@{rest}")
+            }
+            _ => git_url.clone(),
+        };
+        TemplateValues::default()
+            .with(
+                "s3.host",
+                s3_endpoint.split_once("://").map_or("", |(_, h)| h),
+            )
+            .with("s3.endpoint", s3_endpoint.clone())
+            .with("s3.bucket", get(&endpoint, "S3_BUCKET"))
+            .with("prefix", s3_prefix.trim_end_matches('/'))
+            .with("s3.prefix", s3_prefix)
+            .with("s3.region", get(&endpoint, "S3_REGION"))
+            .with("s3.accessKeyId", get(&creds, "s3-access-key-id"))
+            .with("s3.secretAccessKey", get(&creds, "s3-secret-access-key"))
+            .with("git.url", git_url)
+            .with("git.authUrl", auth_url)
+            .with("git.branch", get(&endpoint, "GIT_BRANCH"))
+            .with("git.username", user)
+            .with("git.password", password)
+            .with("namespace", self.ns.clone())
     }
 
-    fn credentials_secret(&self) -> Value {
-        json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": CREDENTIALS_SECRET},
-            "type": "Opaque",
-            "stringData": self.store.credentials(),
-        })
+    /// The ConfigMaps and Secrets the subject's wiring asks for, rendered for this case's store.
+    fn wiring_documents(&self) -> Vec<Value> {
+        let Some(wiring) = self.subject().wiring(self.case.backend) else {
+            return Vec::new();
+        };
+        let values = self.template_values();
+        let render =
+            |data: &BTreeMap<String, harness::subject::Template>| -> BTreeMap<String, String> {
+                data.iter()
+                    .map(|(k, t)| (k.clone(), t.render(&values)))
+                    .collect()
+            };
+        let config_maps = wiring.config_maps.iter().map(|(name, data)| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": render(data)})
+        });
+        let secrets = wiring.secrets.iter().map(|(name, data)| {
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque", "stringData": render(data)})
+        });
+        config_maps.chain(secrets).collect()
+    }
+
+    /// Every credential value handed to the workload, for redaction and SEC-1.
+    fn credential_values(&self) -> Vec<String> {
+        self.template_values().credentials()
     }
 
     /// The workload document with the backend, schedule and retention knobs set.
@@ -270,10 +308,16 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         } else {
             &mut doc["spec"]["template"]["spec"]
         };
-        let backend_env = profile
-            .backends
-            .get(&self.case.backend)
-            .map(|b| b.env.clone())
+        let values = self.template_values();
+        let backend_env: BTreeMap<String, String> = self
+            .subject()
+            .wiring(self.case.backend)
+            .map(|w| {
+                w.env
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.render(&values)))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut maintenance_env = backend_env.clone();
         if !knobs.schedule.is_empty() {
@@ -847,20 +891,27 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// No run-phase container's spec refers to the credentials Secret (env, envFrom, volumes).
     pub fn expect_run_spec_has_no_credentials(&self) -> Check {
         let spec = self.pod_spec()?;
+        let secret_names: Vec<&String> = self
+            .subject()
+            .wiring(self.case.backend)
+            .map(|w| w.secrets.keys().collect())
+            .unwrap_or_default();
         let credential_volumes: Vec<String> = spec["volumes"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|v| mentions_secret(v, CREDENTIALS_SECRET))
+            .filter(|v| secret_names.iter().any(|s| mentions_secret(v, s)))
             .filter_map(|v| v["name"].as_str().map(str::to_owned))
             .collect();
         for name in &self.subject().profile.containers.run {
             let container = find_container(&spec, name)
                 .ok_or_else(|| Failure(format!("no container `{name}` in the pod spec")))?;
             ensure!(
-                !mentions_secret(&container["env"], CREDENTIALS_SECRET)
-                    && !mentions_secret(&container["envFrom"], CREDENTIALS_SECRET),
-                "run-phase container `{name}` takes backup credentials from the Secret {CREDENTIALS_SECRET} in its environment"
+                !secret_names
+                    .iter()
+                    .any(|s| mentions_secret(&container["env"], s)
+                        || mentions_secret(&container["envFrom"], s)),
+                "run-phase container `{name}` takes backup credentials from the Secret(s) {secret_names:?} in its environment"
             );
             for mount in container["volumeMounts"].as_array().into_iter().flatten() {
                 let volume = mount["name"].as_str().unwrap_or_default();
@@ -875,7 +926,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     /// No running run-phase process has a credential value in its environment.
     pub async fn expect_run_processes_hold_no_credentials(&self, pod: &PodInfo) -> Check {
-        let secrets: Vec<String> = self.store.credentials().into_values().collect();
+        let secrets = self.credential_values();
         for name in &self.subject().profile.containers.run {
             let env = self
                 .runtime()
@@ -932,7 +983,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     /// `text` with every credential of the scenario's store replaced by `<redacted>`.
     pub(crate) fn redact(&self, text: &str) -> String {
-        redact(text, self.store.credentials().values())
+        redact(text, &self.credential_values())
     }
 
     /// Saves logs and the timeline of the scenario's pods, and what the runtime adds (events,

@@ -1,0 +1,960 @@
+//! Subject profiles: what is under test.
+//!
+//! A subject is a YAML profile (`kind: Subject`) next to the Kubernetes manifests it names. The
+//! profile says which workload to watch, which containers are restore / run / maintenance, where
+//! the dataset lives on the data volume, how to read and write a file through the app, how the
+//! workload finds its backup store and in which format it keeps backups, which knobs set the
+//! schedule and the retention, and which requirements it claims. Loading checks the profile
+//! against its manifests, so a typo becomes an error naming the file, the field and the fix
+//! instead of a scenario failure later.
+//!
+//! ```yaml
+//! apiVersion: phasecheck/v1alpha2
+//! kind: Subject
+//! name: restic
+//! manifests: [manifests/restic.yaml]
+//! images:                              # the local runtime runs these host programs for them
+//!   docker.io/restic/restic:0.14.0: {command: [restic]}
+//! hostPrograms: {restic: "apt-get install -y restic"}
+//! workload: {kind: Deployment, name: notes}
+//! containers: {restore: [restore], run: [app], maintenance: [backup]}
+//! data:
+//!   volume: data                       # the pod volume holding the dataset
+//!   root: ""                           # the dataset's directory inside it
+//!   layout: plain                      # plain files, or `phasepod` (manifest.json + files/)
+//!   ignore: ["lost+found/**"]          # not part of the dataset
+//! app:
+//!   container: app
+//!   port: 8080
+//!   read: {httpGet: "/{path}"}         # optional: how to read one file through the app
+//!   write: {httpPut: "/{path}"}        # optional: how to write one (or {exec: [sh, -c, …]})
+//! backup:
+//!   format: restic                     # phasepod | files | restic
+//!   backends:
+//!     s3:
+//!       secrets:
+//!         - name: restic
+//!           data:
+//!             RESTIC_REPOSITORY: "s3:{s3.endpoint}/{s3.bucket}/{prefix}"
+//!             RESTIC_PASSWORD: "{restic.password}"
+//!             AWS_ACCESS_KEY_ID: "{s3.accessKeyId}"
+//!             AWS_SECRET_ACCESS_KEY: "{s3.secretAccessKey}"
+//! schedule: {env: RUNAT}               # HH:MM:SS[,HH:MM:SS…] UTC on the maintenance container
+//! retention: {env: KEEP}               # optional; without it MNT-4 is not applicable
+//! claims: [INIT-1, INIT-2, INIT-4, RUN-1, RUN-2, SEC-1, SEC-2, MNT-1, MNT-2, LIFE-1]
+//! ```
+//!
+//! Template fields (`{s3.endpoint}` …) are listed in [`template::FIELDS`]. Profiles of
+//! `apiVersion: phasecheck/v1alpha1` (the reference workload's first shape) still load: they mean
+//! format and layout `phasepod`, the app's `/files/{path}`, and the ConfigMap
+//! `phasecheck-backup-endpoint` and Secret `phasecheck-backup-credentials` of docs/CONTRACTS.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+mod document;
+mod pod_spec;
+pub mod template;
+
+use pod_spec::Checked;
+pub use template::{Template, TemplateValues};
+
+/// The profile versions this harness reads, newest first.
+pub const API_VERSIONS: [&str; 2] = ["phasecheck/v1alpha2", "phasecheck/v1alpha1"];
+
+/// Errors loading a subject profile. Every message names the file and, where there is one, the
+/// field.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The profile or a manifest could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The profile is not valid YAML for a subject (syntax, unknown or missing field).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with line and column.
+        message: String,
+    },
+    /// A field has a value the harness cannot use.
+    #[error("{path}: field `{field}`: {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The backup backends the catalog knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// An S3-compatible object store.
+    S3,
+    /// A git repository over smart HTTP.
+    Git,
+}
+
+impl Backend {
+    /// Every backend, in report order.
+    pub const ALL: [Backend; 2] = [Backend::S3, Backend::Git];
+
+    /// The lower-case name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::S3 => "s3",
+            Backend::Git => "git",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "s3" => Ok(Backend::S3),
+            "git" => Ok(Backend::Git),
+            other => Err(format!("unknown backend `{other}` (expected s3 or git)")),
+        }
+    }
+}
+
+/// How a workload keeps its backups in the store (see `harness::formats`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FormatName {
+    /// The reference workload's layout (docs/CONTRACTS.md).
+    Phasepod,
+    /// A plain copy of the dataset per backup (S3 prefix, or one git commit).
+    Files,
+    /// A restic repository on S3.
+    Restic,
+}
+
+impl FormatName {
+    /// Every format, with its name in profiles.
+    pub const ALL: [(FormatName, &'static str); 3] = [
+        (FormatName::Phasepod, "phasepod"),
+        (FormatName::Files, "files"),
+        (FormatName::Restic, "restic"),
+    ];
+
+    /// The name in profiles.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map(|(_, n)| *n)
+            .unwrap_or_default()
+    }
+
+    /// The backends the format can keep backups on.
+    pub fn backends(self) -> &'static [Backend] {
+        match self {
+            FormatName::Phasepod | FormatName::Files => &Backend::ALL,
+            FormatName::Restic => &[Backend::S3],
+        }
+    }
+}
+
+impl fmt::Display for FormatName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the dataset sits on the data volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The files under the root are the dataset; nothing marks it valid.
+    Plain,
+    /// phasepod's: `manifest.json` (paths, sizes, SHA-256) and `files/**` under the root; valid
+    /// when the manifest matches the files (docs/CONTRACTS.md).
+    Phasepod,
+}
+
+impl Layout {
+    /// Whether the layout has an integrity marker that "remove the marker" corrupts.
+    pub fn has_integrity_marker(self) -> bool {
+        matches!(self, Layout::Phasepod)
+    }
+}
+
+/// How the local runtime runs an image.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum ImageSource {
+    /// A program phasecheck builds itself; only `phasepod`.
+    Builtin(String),
+    /// A host command (entrypoint argv) standing in for the image.
+    Command(Vec<String>),
+}
+
+/// The workload object owning the pod.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadRef {
+    /// `Deployment`, `StatefulSet` or `Pod`.
+    pub kind: String,
+    /// `metadata.name`.
+    pub name: String,
+}
+
+/// Where the dataset lives.
+#[derive(Clone, Debug)]
+pub struct DataSpec {
+    /// Name of the pod volume holding the data.
+    pub volume: String,
+    /// Where the app container mounts it.
+    pub mount_path: String,
+    /// The dataset's directory inside the volume (`""`: the volume's top).
+    pub root: String,
+    /// How the dataset sits there.
+    pub layout: Layout,
+    /// Globs (relative to the root; `*` within a name, `**` across directories) of paths that
+    /// are not part of the dataset, e.g. `.git/**`, `lost+found/**`.
+    pub ignore: Vec<String>,
+}
+
+impl DataSpec {
+    /// Whether `path` (relative to the root, `/`-separated) is ignored.
+    pub fn is_ignored(&self, path: &str) -> bool {
+        self.ignore.iter().any(|glob| path_glob_match(glob, path))
+    }
+}
+
+/// Which containers play which phase.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    /// Init containers that restore.
+    pub restore: Vec<String>,
+    /// Run-phase containers.
+    pub run: Vec<String>,
+    /// Maintenance containers (classic or native sidecars).
+    pub maintenance: Vec<String>,
+}
+
+/// How the harness reads or writes one file of the dataset through the app. `{path}` in the
+/// path or argv is the file's path relative to the dataset root.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum AppAccess {
+    /// `GET` this path of the app's port; the body is the file.
+    HttpGet(String),
+    /// `PUT` the file's bytes to this path of the app's port.
+    HttpPut(String),
+    /// Run this argv in the app container: for a read, its standard output is the file; for a
+    /// write, `{content.base64}` is replaced by the file's bytes in base64.
+    Exec(Vec<String>),
+}
+
+impl AppAccess {
+    /// The path (HTTP) or argv (exec) for the file at `path`; for exec, `content` fills
+    /// `{content.base64}`.
+    pub fn for_file(&self, path: &str, content: Option<&[u8]>) -> AppRequest {
+        use base64::Engine as _;
+        let fill = |s: &str| {
+            let s = s.replace("{path}", path);
+            match content {
+                Some(bytes) => s.replace(
+                    "{content.base64}",
+                    &base64::engine::general_purpose::STANDARD.encode(bytes),
+                ),
+                None => s,
+            }
+        };
+        match self {
+            AppAccess::HttpGet(p) | AppAccess::HttpPut(p) => AppRequest::Http(fill(p)),
+            AppAccess::Exec(argv) => AppRequest::Exec(argv.iter().map(|a| fill(a)).collect()),
+        }
+    }
+}
+
+/// One request to the app for one file (see [`AppAccess::for_file`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppRequest {
+    /// An HTTP path on the app's port.
+    Http(String),
+    /// An argv to exec in the app container.
+    Exec(Vec<String>),
+}
+
+/// How to reach the app.
+#[derive(Clone, Debug)]
+pub struct AppSpec {
+    /// The container serving the data.
+    pub container: String,
+    /// Its port (HTTP when `read`/`write` are `httpGet`/`httpPut`).
+    pub port: u16,
+    /// How to read a file through the app; `None`: the dataset is judged on the volume only.
+    pub read: Option<AppAccess>,
+    /// How to write a file through the app; `None`: scenarios that write through the app
+    /// (MNT-2, MNT-6, LIFE-1 with a claim) are not applicable.
+    pub write: Option<AppAccess>,
+}
+
+/// How the workload finds one backend's store: env on its restore and maintenance containers,
+/// and ConfigMaps and Secrets the harness writes into the namespace, all with templated values.
+#[derive(Clone, Debug, Default)]
+pub struct Wiring {
+    /// Env vars set on the restore and maintenance containers.
+    pub env: BTreeMap<String, Template>,
+    /// ConfigMaps: name → key → template.
+    pub config_maps: BTreeMap<String, BTreeMap<String, Template>>,
+    /// Secrets: name → key → template.
+    pub secrets: BTreeMap<String, BTreeMap<String, Template>>,
+}
+
+/// The backup format and the wiring per backend.
+#[derive(Clone, Debug)]
+pub struct BackupSpec {
+    /// How backups are kept.
+    pub format: FormatName,
+    /// Backends the subject supports, with how the workload finds each.
+    pub backends: BTreeMap<Backend, Wiring>,
+}
+
+/// The env var carrying the backup schedule (`RUNAT=HH:MM:SS[,HH:MM:SS…]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleKnob {
+    /// Env var name on the maintenance container.
+    pub env: String,
+}
+
+/// The env var carrying the number of backups to keep.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionKnob {
+    /// Env var name on the maintenance container.
+    pub env: String,
+}
+
+/// A loaded profile, whatever its `apiVersion`.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// The `apiVersion` it was written in.
+    pub api_version: String,
+    /// Short name used in reports and namespaces (lower-case letters, digits, `-`).
+    pub name: String,
+    /// One line on what this subject is.
+    pub description: String,
+    /// Manifest files, relative to the profile.
+    pub manifests: Vec<PathBuf>,
+    /// How the local runtime runs each image.
+    pub images: BTreeMap<String, ImageSource>,
+    /// Host programs the local runtime needs, with how to install each.
+    pub host_programs: BTreeMap<String, String>,
+    /// The object owning the phased pod.
+    pub workload: WorkloadRef,
+    /// Where the dataset lives.
+    pub data: DataSpec,
+    /// Container roles.
+    pub containers: Roles,
+    /// How to reach the app.
+    pub app: AppSpec,
+    /// The backup format and how the workload finds each backend's store.
+    pub backup: BackupSpec,
+    /// The schedule knob of the maintenance container.
+    pub schedule: ScheduleKnob,
+    /// The retention knob of the maintenance container, if it has one.
+    pub retention: Option<RetentionKnob>,
+    /// Requirement IDs the subject promises; `None`: all of them.
+    pub claims: Option<BTreeSet<String>>,
+}
+
+/// A loaded, checked subject: the profile plus its manifests' text.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    /// The profile file.
+    pub path: PathBuf,
+    /// The profile.
+    pub profile: Profile,
+    /// Each manifest file with its YAML text.
+    pub manifests: Vec<(PathBuf, String)>,
+    /// The persistent volume claim behind the data volume; `None` for an emptyDir.
+    pub data_claim: Option<String>,
+    /// Whether the maintenance container is a native sidecar (an init container).
+    pub native_sidecar: bool,
+    /// Every container of the pod spec with its image: `(container, image)`.
+    pub container_images: Vec<(String, String)>,
+}
+
+impl Subject {
+    /// Reads `path` and its manifests and checks them against each other.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = read(path)?;
+        let parse_error = |e: serde_saphyr::Error| Error::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        let invalid = |field: &str, problem: String| Error::Invalid {
+            path: path.to_owned(),
+            field: field.to_owned(),
+            problem,
+        };
+        let header: document::Header = serde_saphyr::from_str(&text).map_err(parse_error)?;
+        if header.kind != "Subject" {
+            return Err(invalid(
+                "kind",
+                format!("`{}` is not `Subject`", header.kind),
+            ));
+        }
+        let mut profile = match header.api_version.as_str() {
+            "phasecheck/v1alpha1" => from_v1(serde_saphyr::from_str(&text).map_err(parse_error)?),
+            "phasecheck/v1alpha2" => from_v2(
+                serde_saphyr::from_str(&text).map_err(parse_error)?,
+                &invalid,
+            )?,
+            other => {
+                return Err(invalid(
+                    "apiVersion",
+                    format!(
+                        "`{other}` is not supported; use one of: {}",
+                        API_VERSIONS.join(", ")
+                    ),
+                ));
+            }
+        };
+        let name_ok = !profile.name.is_empty()
+            && profile.name.len() <= 30
+            && profile
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !name_ok {
+            return Err(invalid(
+                "name",
+                format!(
+                    "`{}` must be 1-30 lower-case letters, digits or `-`",
+                    profile.name
+                ),
+            ));
+        }
+        let backends_field = if profile.api_version == API_VERSIONS[0] {
+            "backup.backends"
+        } else {
+            "backends"
+        };
+        if profile.backup.backends.is_empty() {
+            return Err(invalid(
+                backends_field,
+                "declare at least one backend (s3 or git)".into(),
+            ));
+        }
+        for backend in profile.backup.backends.keys() {
+            if !profile.backup.format.backends().contains(backend) {
+                return Err(invalid(
+                    &format!("{backends_field}.{backend}"),
+                    format!(
+                        "format `{}` keeps backups on {} only; remove the {backend} backend",
+                        profile.backup.format,
+                        profile
+                            .backup
+                            .format
+                            .backends()
+                            .iter()
+                            .map(|b| b.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    ),
+                ));
+            }
+        }
+        if profile.manifests.is_empty() {
+            return Err(invalid(
+                "manifests",
+                "name at least one manifest file".into(),
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut manifests = Vec::new();
+        for (i, rel) in profile.manifests.iter().enumerate() {
+            let file = base.join(rel);
+            let text = std::fs::read_to_string(&file).map_err(|source| {
+                invalid(
+                    &format!("manifests[{i}]"),
+                    format!("cannot read {}: {source}", file.display()),
+                )
+            })?;
+            manifests.push((file, text));
+        }
+        let pod_spec = find_pod_spec(&manifests, &profile.workload)
+            .map_err(|problem| invalid("workload", problem))?;
+        let check = Checked::new(&pod_spec);
+        let roles = [
+            ("containers.restore", &profile.containers.restore),
+            ("containers.run", &profile.containers.run),
+            ("containers.maintenance", &profile.containers.maintenance),
+        ];
+        for (field, names) in roles {
+            if names.is_empty() {
+                return Err(invalid(field, "name at least one container".into()));
+            }
+            for (i, name) in names.iter().enumerate() {
+                check
+                    .container(name)
+                    .map_err(|problem| invalid(&format!("{field}[{i}]"), problem))?;
+            }
+        }
+        check
+            .container(&profile.app.container)
+            .map_err(|problem| invalid("app.container", problem))?;
+        let data_claim = check
+            .volume_claim(&profile.data.volume)
+            .map_err(|problem| invalid("data.volume", problem))?;
+        if profile.data.mount_path.is_empty() {
+            profile.data.mount_path = check
+                .mount_path(&profile.app.container, &profile.data.volume)
+                .ok_or_else(|| {
+                    invalid(
+                        "data.volume",
+                        format!(
+                            "the app container `{}` does not mount volume `{}`",
+                            profile.app.container, profile.data.volume
+                        ),
+                    )
+                })?;
+        }
+        let native_sidecar = profile
+            .containers
+            .maintenance
+            .iter()
+            .any(|name| check.is_init(name));
+        for (image, source) in &profile.images {
+            match source {
+                ImageSource::Builtin(name) if name != "phasepod" => {
+                    return Err(invalid(
+                        &format!("images.{image}.builtin"),
+                        format!("unknown builtin `{name}`; the only builtin is `phasepod`"),
+                    ));
+                }
+                ImageSource::Command(argv) if argv.is_empty() => {
+                    return Err(invalid(
+                        &format!("images.{image}.command"),
+                        "name the program (and its default arguments)".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let container_images = check.images();
+        Ok(Subject {
+            path: path.to_owned(),
+            profile,
+            manifests,
+            data_claim,
+            native_sidecar,
+            container_images,
+        })
+    }
+
+    /// The subject's name.
+    pub fn name(&self) -> &str {
+        &self.profile.name
+    }
+
+    /// The first container whose image has no entry in `images` (the local runtime needs one
+    /// for every image), as an error naming the field and the fix.
+    pub fn check_images_mapped(&self) -> Result<()> {
+        for (container, image) in &self.container_images {
+            let mapped = self
+                .profile
+                .images
+                .keys()
+                .any(|known| with_tag(known) == with_tag(image));
+            if !mapped {
+                return Err(Error::Invalid {
+                    path: self.path.clone(),
+                    field: "images".into(),
+                    problem: format!(
+                        "image `{image}` (container `{container}`) has no host command; add `{image}: {{command: [/path/to/program]}}` or `{{builtin: phasepod}}`"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks `claims` against the catalog's IDs.
+    pub fn check_claims(&self, known: &[&str]) -> Result<()> {
+        for (i, id) in self.profile.claims.iter().flatten().enumerate() {
+            if !known.contains(&id.as_str()) {
+                return Err(Error::Invalid {
+                    path: self.path.clone(),
+                    field: format!("claims[{i}]"),
+                    problem: format!(
+                        "`{id}` is not a requirement of the catalog; use IDs `phasecheck list` shows: {}",
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the subject promises requirement `id`.
+    pub fn claims(&self, id: &str) -> bool {
+        self.profile
+            .claims
+            .as_ref()
+            .is_none_or(|claims| claims.contains(id))
+    }
+
+    /// The host programs the local runtime needs that are not on `PATH`, each with how to
+    /// install it: the first word of every mapped image command, and `hostPrograms`.
+    pub fn missing_host_programs(&self) -> Vec<(String, String)> {
+        let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+        for source in self.profile.images.values() {
+            if let ImageSource::Command(argv) = source
+                && let Some(program) = argv.first()
+            {
+                wanted.entry(program.clone()).or_insert_with(|| {
+                    format!("install `{program}` or fix the image's command in the profile")
+                });
+            }
+        }
+        for (program, hint) in &self.profile.host_programs {
+            wanted.insert(program.clone(), hint.clone());
+        }
+        wanted
+            .into_iter()
+            .filter(|(program, _)| !program_exists(program))
+            .collect()
+    }
+
+    /// Backends the subject declares, in report order.
+    pub fn backends(&self) -> Vec<Backend> {
+        self.profile.backup.backends.keys().copied().collect()
+    }
+
+    /// How the workload finds `backend`'s store.
+    pub fn wiring(&self, backend: Backend) -> Option<&Wiring> {
+        self.profile.backup.backends.get(&backend)
+    }
+}
+
+/// Whether `program` (a path, or a name looked up on `PATH`) is an executable file.
+fn program_exists(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
+        .unwrap_or(false)
+}
+
+/// A `v1alpha1` profile as phasepod's format, layout, API and wiring.
+fn from_v1(doc: document::V1) -> Profile {
+    let literal = |s: &str| {
+        Template::parse(&s.replace('{', "{{").replace('}', "}}"))
+            .expect("escaped text is a template")
+    };
+    let field = |f: &str| Template::parse(&format!("{{{f}}}")).expect("a known field");
+    let endpoint: BTreeMap<String, Template> = [
+        ("S3_ENDPOINT", "s3.endpoint"),
+        ("S3_BUCKET", "s3.bucket"),
+        ("S3_PREFIX", "s3.prefix"),
+        ("S3_REGION", "s3.region"),
+        ("GIT_URL", "git.url"),
+        ("GIT_BRANCH", "git.branch"),
+    ]
+    .into_iter()
+    .map(|(k, f)| (k.to_owned(), field(f)))
+    .collect();
+    let credentials: BTreeMap<String, Template> = [
+        ("s3-access-key-id", "s3.accessKeyId"),
+        ("s3-secret-access-key", "s3.secretAccessKey"),
+        ("git-username", "git.username"),
+        ("git-password", "git.password"),
+    ]
+    .into_iter()
+    .map(|(k, f)| (k.to_owned(), field(f)))
+    .collect();
+    let backends = doc
+        .backends
+        .into_iter()
+        .map(|(backend, spec)| {
+            let wiring = Wiring {
+                env: spec
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), literal(v)))
+                    .collect(),
+                config_maps: [(V1_ENDPOINT_CONFIGMAP.to_owned(), endpoint.clone())].into(),
+                secrets: [(V1_CREDENTIALS_SECRET.to_owned(), credentials.clone())].into(),
+            };
+            (backend, wiring)
+        })
+        .collect();
+    Profile {
+        api_version: doc.api_version,
+        name: doc.name,
+        description: doc.description,
+        manifests: doc.manifests,
+        images: doc.images,
+        host_programs: BTreeMap::new(),
+        workload: doc.workload,
+        data: DataSpec {
+            volume: doc.data.volume,
+            mount_path: doc.data.mount_path,
+            root: "current".into(),
+            layout: Layout::Phasepod,
+            ignore: Vec::new(),
+        },
+        containers: doc.containers,
+        app: AppSpec {
+            container: doc.app.container,
+            port: doc.app.port,
+            read: Some(AppAccess::HttpGet("/files/{path}".into())),
+            write: Some(AppAccess::HttpPut("/files/{path}".into())),
+        },
+        backup: BackupSpec {
+            format: FormatName::Phasepod,
+            backends,
+        },
+        schedule: doc.schedule,
+        retention: doc.retention,
+        claims: None,
+    }
+}
+
+/// The ConfigMap a `v1alpha1` subject reads its store's coordinates from.
+pub const V1_ENDPOINT_CONFIGMAP: &str = "phasecheck-backup-endpoint";
+/// The Secret a `v1alpha1` subject reads its store's credentials from.
+pub const V1_CREDENTIALS_SECRET: &str = "phasecheck-backup-credentials";
+
+/// A `v1alpha2` profile, its formats, layouts, templates and app access checked.
+fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result<Profile> {
+    let format = FormatName::ALL
+        .iter()
+        .find(|(_, name)| *name == doc.backup.format)
+        .map(|(f, _)| *f)
+        .ok_or_else(|| {
+            invalid(
+                "backup.format",
+                format!(
+                    "unknown format `{}`; use one of: {}",
+                    doc.backup.format,
+                    FormatName::ALL.map(|(_, n)| n).join(", ")
+                ),
+            )
+        })?;
+    let layout = match doc.data.layout.as_deref() {
+        None | Some("plain") => Layout::Plain,
+        Some("phasepod") => Layout::Phasepod,
+        Some(other) => {
+            return Err(invalid(
+                "data.layout",
+                format!("unknown layout `{other}`; use `plain` or `phasepod`"),
+            ));
+        }
+    };
+    if doc.data.root.starts_with('/') || doc.data.root.split('/').any(|p| p == "..") {
+        return Err(invalid(
+            "data.root",
+            format!(
+                "`{}` must be a relative path inside the volume, without `..`",
+                doc.data.root
+            ),
+        ));
+    }
+    for (field, access) in [("app.read", &doc.app.read), ("app.write", &doc.app.write)] {
+        check_access(field, access.as_ref()).map_err(|p| invalid(field, p))?;
+    }
+    let template = |field: String, text: &str| {
+        Template::parse(text).map_err(|problem| invalid(&field, problem))
+    };
+    let mut backends = BTreeMap::new();
+    for (backend, spec) in doc.backup.backends {
+        let at = format!("backup.backends.{backend}");
+        let mut wiring = Wiring::default();
+        for (key, text) in &spec.env {
+            wiring
+                .env
+                .insert(key.clone(), template(format!("{at}.env.{key}"), text)?);
+        }
+        for (kind, objects, out) in [
+            ("configMaps", &spec.config_maps, &mut wiring.config_maps),
+            ("secrets", &spec.secrets, &mut wiring.secrets),
+        ] {
+            for (i, object) in objects.iter().enumerate() {
+                let mut data = BTreeMap::new();
+                for (key, text) in &object.data {
+                    data.insert(
+                        key.clone(),
+                        template(format!("{at}.{kind}[{i}].data.{key}"), text)?,
+                    );
+                }
+                if out.insert(object.name.clone(), data).is_some() {
+                    return Err(invalid(
+                        &format!("{at}.{kind}[{i}].name"),
+                        format!("`{}` is listed twice", object.name),
+                    ));
+                }
+            }
+        }
+        backends.insert(backend, wiring);
+    }
+    Ok(Profile {
+        api_version: doc.api_version,
+        name: doc.name,
+        description: doc.description,
+        manifests: doc.manifests,
+        images: doc.images,
+        host_programs: doc.host_programs,
+        workload: doc.workload,
+        data: DataSpec {
+            volume: doc.data.volume,
+            mount_path: String::new(),
+            root: doc.data.root.trim_end_matches('/').to_owned(),
+            layout,
+            ignore: doc.data.ignore,
+        },
+        containers: doc.containers,
+        app: AppSpec {
+            container: doc.app.container,
+            port: doc.app.port,
+            read: doc.app.read,
+            write: doc.app.write,
+        },
+        backup: BackupSpec { format, backends },
+        schedule: doc.schedule,
+        retention: doc.retention,
+        claims: doc.claims.map(|ids| ids.into_iter().collect()),
+    })
+}
+
+/// An app access names `{path}` and, for HTTP, an absolute path.
+fn check_access(field: &str, access: Option<&AppAccess>) -> Result<(), String> {
+    let Some(access) = access else {
+        return Ok(());
+    };
+    let names_path = match access {
+        AppAccess::HttpGet(p) | AppAccess::HttpPut(p) => {
+            if !p.starts_with('/') {
+                return Err(format!("`{p}` must start with `/`"));
+            }
+            p.contains("{path}")
+        }
+        AppAccess::Exec(argv) => {
+            if argv.is_empty() {
+                return Err("name the program to exec".into());
+            }
+            argv.iter().any(|a| a.contains("{path}"))
+        }
+    };
+    match (field, access) {
+        ("app.read", AppAccess::HttpPut(_)) => Err("reading takes `httpGet` or `exec`".into()),
+        ("app.write", AppAccess::HttpGet(_)) => Err("writing takes `httpPut` or `exec`".into()),
+        _ if !names_path => Err("name the file with `{path}`".into()),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `path` matches `glob`: `*` any characters but `/`, `**` any characters (`dir/**`
+/// also matches `dir` itself), `?` one character but `/`.
+pub fn path_glob_match(glob: &str, path: &str) -> bool {
+    if let Some(dir) = glob.strip_suffix("/**")
+        && path_glob_match(dir, path)
+    {
+        return true;
+    }
+    fn go(g: &[u8], p: &[u8]) -> bool {
+        match (g.first(), p.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) if g.get(1) == Some(&b'*') => {
+                let rest = &g[2..];
+                let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+                (0..=p.len()).any(|i| go(rest, &p[i..]) || (i > 0 && go(&g[2..], &p[i..])))
+            }
+            (Some(b'*'), _) => go(&g[1..], p) || (!p.is_empty() && p[0] != b'/' && go(g, &p[1..])),
+            (Some(b'?'), Some(c)) if *c != b'/' => go(&g[1..], &p[1..]),
+            (Some(a), Some(b)) if a == b => go(&g[1..], &p[1..]),
+            _ => false,
+        }
+    }
+    go(glob.as_bytes(), path.as_bytes())
+}
+
+/// `image` with `:latest` added when it names no tag or digest.
+fn with_tag(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if last.contains(':') || last.contains('@') {
+        image.to_owned()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Finds the pod spec of the workload among the manifests' documents.
+fn find_pod_spec(manifests: &[(PathBuf, String)], workload: &WorkloadRef) -> Result<Value, String> {
+    let mut seen = Vec::new();
+    for (file, text) in manifests {
+        let docs =
+            crate::runtime::objects::read_documents(text, file).map_err(|e| e.to_string())?;
+        for doc in docs {
+            let kind = doc["kind"].as_str().unwrap_or_default();
+            let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+            seen.push(format!("{kind}/{name}"));
+            if kind != workload.kind || name != workload.name {
+                continue;
+            }
+            let spec = match kind {
+                "Pod" => doc["spec"].clone(),
+                "Deployment" | "StatefulSet" => doc["spec"]["template"]["spec"].clone(),
+                other => {
+                    return Err(format!(
+                        "kind `{other}` is not supported; use Deployment, StatefulSet or Pod"
+                    ));
+                }
+            };
+            return Ok(spec);
+        }
+    }
+    Err(format!(
+        "no {}/{} in the manifests (found: {}); fix `workload` or the manifests",
+        workload.kind,
+        workload.name,
+        seen.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,188 @@
+use super::*;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const MANIFEST: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers: [{name: restore, image: i}]\n  containers: [{name: app, image: i, volumeMounts: [{name: data, mountPath: /srv}]}, {name: backup, image: i}]\n  volumes: [{name: data, emptyDir: {}}]\n";
+
+fn profile(extra: &str) -> String {
+    format!(
+        "apiVersion: phasecheck/v1alpha1\nkind: Subject\nname: demo\nmanifests: [m.yaml]\nworkload: {{kind: Pod, name: p}}\ndata: {{volume: data, mountPath: /data}}\ncontainers: {{restore: [restore], run: [app], maintenance: [backup]}}\napp: {{container: app, port: 8080}}\nbackends: {{s3: {{}}}}\nschedule: {{env: RUNAT}}\n{extra}"
+    )
+}
+
+fn profile_v2(backup: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: phasecheck/v1alpha2\nkind: Subject\nname: demo\nmanifests: [m.yaml]\nworkload: {{kind: Pod, name: p}}\ncontainers: {{restore: [restore], run: [app], maintenance: [backup]}}\ndata: {{volume: data, ignore: [.git/**]}}\napp: {{container: app, port: 8080, read: {{httpGet: \"/{{path}}\"}}}}\nbackup:\n{backup}\nschedule: {{env: RUNAT}}\n{extra}"
+    )
+}
+
+const RESTIC_BACKUP: &str = "  format: restic\n  backends:\n    s3:\n      env: {RESTIC_CACHE_DIR: /tmp/cache}\n      secrets:\n        - name: restic\n          data:\n            RESTIC_REPOSITORY: \"s3:{s3.endpoint}/{s3.bucket}/{prefix}\"\n            RESTIC_PASSWORD: \"{restic.password}\"\n";
+
+fn load(profile: &str) -> Result<Subject> {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "m.yaml", MANIFEST);
+    let path = write(dir.path(), "s.yaml", profile);
+    Subject::load(&path)
+}
+
+#[test]
+fn a_well_formed_profile_loads_with_its_manifests() {
+    let subject = load(&profile("")).unwrap();
+    assert_eq!(subject.backends(), vec![Backend::S3]);
+    assert_eq!(subject.data_claim, None);
+    assert!(!subject.native_sidecar);
+}
+
+#[test]
+fn a_v1alpha1_profile_means_phasepods_format_layout_api_and_wiring() {
+    let subject = load(&profile("")).unwrap();
+    let p = &subject.profile;
+    assert_eq!(p.backup.format, FormatName::Phasepod);
+    assert_eq!(p.data.layout, Layout::Phasepod);
+    assert_eq!(p.data.root, "current");
+    assert_eq!(p.data.mount_path, "/data");
+    assert_eq!(p.app.read, Some(AppAccess::HttpGet("/files/{path}".into())));
+    let wiring = subject.wiring(Backend::S3).unwrap();
+    let values = TemplateValues::default().with("s3.secretAccessKey", "k");
+    assert_eq!(
+        wiring.secrets[V1_CREDENTIALS_SECRET]["s3-secret-access-key"].render(&values),
+        "k"
+    );
+    assert!(wiring.config_maps[V1_ENDPOINT_CONFIGMAP].contains_key("S3_ENDPOINT"));
+    assert!(subject.claims("MNT-4"), "everything is claimed");
+}
+
+#[test]
+fn a_v1alpha2_profile_loads_its_format_wiring_data_and_claims() {
+    let subject = load(&profile_v2(RESTIC_BACKUP, "claims: [INIT-1, RUN-2]\n")).unwrap();
+    let p = &subject.profile;
+    assert_eq!(p.backup.format, FormatName::Restic);
+    assert_eq!(p.data.layout, Layout::Plain);
+    assert_eq!(p.data.root, "");
+    assert_eq!(p.data.mount_path, "/srv", "taken from the app's mount");
+    assert!(p.data.is_ignored(".git/objects/ab/cdef"));
+    assert!(!p.data.is_ignored("notes/.gitkeep"));
+    let values = TemplateValues::default()
+        .with("s3.endpoint", "http://s:9")
+        .with("s3.bucket", "b")
+        .with("prefix", "x");
+    let wiring = subject.wiring(Backend::S3).unwrap();
+    assert_eq!(
+        wiring.secrets["restic"]["RESTIC_REPOSITORY"].render(&values),
+        "s3:http://s:9/b/x"
+    );
+    assert!(subject.claims("RUN-2"));
+    assert!(!subject.claims("MNT-4"));
+    subject.check_claims(&["INIT-1", "RUN-2"]).unwrap();
+}
+
+#[test]
+fn an_unknown_field_is_an_error_naming_file_and_field() {
+    let message = load(&profile("colour: blue\n")).unwrap_err().to_string();
+    assert!(message.contains("s.yaml"), "{message}");
+    assert!(message.contains("colour"), "{message}");
+}
+
+#[test]
+fn a_container_missing_from_the_manifests_is_named_with_the_choices() {
+    let text = profile("").replace("restore: [restore]", "restore: [restor]");
+    let message = load(&text).unwrap_err().to_string();
+    assert!(message.contains("containers.restore[0]"), "{message}");
+    assert!(message.contains("restore, app, backup"), "{message}");
+}
+
+#[test]
+fn an_unknown_format_is_named_with_the_known_ones() {
+    let backup = RESTIC_BACKUP.replace("format: restic", "format: tarball");
+    let message = load(&profile_v2(&backup, "")).unwrap_err().to_string();
+    assert!(message.contains("s.yaml"), "{message}");
+    assert!(message.contains("`backup.format`"), "{message}");
+    assert!(message.contains("phasepod, files, restic"), "{message}");
+}
+
+#[test]
+fn a_template_naming_an_unknown_field_is_named_by_its_place() {
+    let backup = RESTIC_BACKUP.replace("{s3.bucket}", "{s3.bukket}");
+    let message = load(&profile_v2(&backup, "")).unwrap_err().to_string();
+    assert!(
+        message.contains("`backup.backends.s3.secrets[0].data.RESTIC_REPOSITORY`"),
+        "{message}"
+    );
+    assert!(message.contains("{s3.bukket}"), "{message}");
+}
+
+#[test]
+fn claims_naming_an_unknown_requirement_are_an_error() {
+    let subject = load(&profile_v2(RESTIC_BACKUP, "claims: [INIT-1, INIT-9]\n")).unwrap();
+    let message = subject
+        .check_claims(&["INIT-1", "RUN-2"])
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("`claims[1]`"), "{message}");
+    assert!(message.contains("INIT-9"), "{message}");
+}
+
+#[test]
+fn restic_on_git_is_refused() {
+    let backup = format!("{RESTIC_BACKUP}    git: {{}}\n");
+    let message = load(&profile_v2(&backup, "")).unwrap_err().to_string();
+    assert!(message.contains("`backup.backends.git`"), "{message}");
+    assert!(message.contains("s3 only"), "{message}");
+}
+
+#[test]
+fn app_access_must_name_the_file() {
+    let text = profile_v2(RESTIC_BACKUP, "").replace("/{path}", "/files");
+    let message = load(&text).unwrap_err().to_string();
+    assert!(message.contains("`app.read`"), "{message}");
+}
+
+#[test]
+fn missing_host_programs_come_with_their_install_hints() {
+    let text = profile_v2(
+        RESTIC_BACKUP,
+        "images: {i: {command: [sh, -c]}}\nhostPrograms: {no-such-program-here: \"apt-get install -y nothing\"}\n",
+    );
+    let subject = load(&text).unwrap();
+    assert_eq!(
+        subject.missing_host_programs(),
+        [(
+            "no-such-program-here".to_owned(),
+            "apt-get install -y nothing".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn path_globs_match_within_and_across_directories() {
+    assert!(path_glob_match(".git/**", ".git"));
+    assert!(path_glob_match(".git/**", ".git/HEAD"));
+    assert!(path_glob_match("**/*.tmp", "a/b/c.tmp"));
+    assert!(path_glob_match("**/*.tmp", "c.tmp"));
+    assert!(path_glob_match("*.tmp", "c.tmp"));
+    assert!(!path_glob_match("*.tmp", "a/c.tmp"));
+    assert!(path_glob_match("a/**/b", "a/b"));
+    assert!(path_glob_match("a/**/b", "a/x/y/b"));
+    assert!(!path_glob_match(".git/**", ".gitignore"));
+}
+
+#[test]
+fn exec_access_fills_path_and_content() {
+    let access = AppAccess::Exec(vec![
+        "sh".into(),
+        "-c".into(),
+        "echo {content.base64} | base64 -d > /data/{path}".into(),
+    ]);
+    assert_eq!(
+        access.for_file("a b", Some(b"hi")),
+        AppRequest::Exec(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo aGk= | base64 -d > /data/a b".into()
+        ])
+    );
+}
