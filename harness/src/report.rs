@@ -33,24 +33,49 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How one scenario run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Every assertion held.
     Passed,
-    /// An assertion failed or the scenario could not complete.
+    /// The subject broke the requirement.
     Failed,
-    /// Not run (for example, the subject does not declare what the scenario needs).
+    /// The harness could not run the scenario (a store that did not start, a runtime that timed
+    /// out): no verdict on the subject, but the run is not green.
+    Error,
+    /// Not run here, with the reason (a program missing, a runtime without native sidecars).
     Skipped,
+    /// The subject does not promise the requirement; it ran, and `would_have_been` says how.
+    NotClaimed,
+    /// The subject has no such part (e.g. no retention knob for MNT-4), with the reason.
+    NotApplicable,
 }
 
 impl Outcome {
-    /// The lower-case word used in reports.
+    /// Every outcome, in the order summaries list them.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Passed,
+        Outcome::Failed,
+        Outcome::Error,
+        Outcome::Skipped,
+        Outcome::NotClaimed,
+        Outcome::NotApplicable,
+    ];
+
+    /// The word used in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Passed => "passed",
             Outcome::Failed => "failed",
+            Outcome::Error => "error",
             Outcome::Skipped => "skipped",
+            Outcome::NotClaimed => "not-claimed",
+            Outcome::NotApplicable => "not-applicable",
         }
+    }
+
+    /// Whether this outcome makes the run fail.
+    pub fn fails_run(self) -> bool {
+        matches!(self, Outcome::Failed | Outcome::Error)
     }
 }
 
@@ -71,6 +96,9 @@ pub struct ScenarioResult {
     pub duration_ms: u64,
     /// Failure or skip reason; empty when passed.
     pub message: String,
+    /// For [`Outcome::NotClaimed`]: how the scenario ended (its message is in `message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would_have_been: Option<Outcome>,
 }
 
 /// The whole run as written to `report.json`.
@@ -95,9 +123,9 @@ impl RunReport {
             .count()
     }
 
-    /// True when nothing failed.
+    /// True when nothing failed and no scenario ended in a harness error.
     pub fn all_passed(&self) -> bool {
-        self.count(Outcome::Failed) == 0
+        !self.scenarios.iter().any(|r| r.outcome.fails_run())
     }
 
     /// Writes `report.json` and `junit.xml` into `dir` (created if missing); returns their paths.
@@ -132,7 +160,10 @@ impl RunReport {
             let mut status = match result.outcome {
                 Outcome::Passed => TestCaseStatus::success(),
                 Outcome::Failed => TestCaseStatus::non_success(NonSuccessKind::Failure),
-                Outcome::Skipped => TestCaseStatus::skipped(),
+                Outcome::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
+                Outcome::Skipped | Outcome::NotClaimed | Outcome::NotApplicable => {
+                    TestCaseStatus::skipped()
+                }
             };
             if !result.message.is_empty() {
                 status.set_message(result.message.clone());
@@ -172,12 +203,21 @@ impl RunReport {
                 first_line
             );
         }
-        let _ = writeln!(
-            out,
-            "{} passed, {} failed, {} skipped in {:.1}s wall time",
+        let mut totals = format!(
+            "{} passed, {} failed, {} skipped",
             self.count(Outcome::Passed),
             self.count(Outcome::Failed),
             self.count(Outcome::Skipped),
+        );
+        for outcome in [Outcome::Error, Outcome::NotClaimed, Outcome::NotApplicable] {
+            let n = self.count(outcome);
+            if n > 0 {
+                let _ = write!(totals, ", {n} {}", outcome.as_str());
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{totals} in {:.1}s wall time",
             self.wall_ms as f64 / 1000.0
         );
         out
@@ -209,6 +249,7 @@ mod tests {
                     outcome: Outcome::Passed,
                     duration_ms: 800,
                     message: String::new(),
+                    would_have_been: None,
                 },
                 ScenarioResult {
                     id: "MNT-4".into(),
@@ -218,6 +259,7 @@ mod tests {
                     outcome: Outcome::Failed,
                     duration_ms: 900,
                     message: "5 backups kept, KEEP=2\nmore".into(),
+                    would_have_been: None,
                 },
             ],
         }
@@ -246,6 +288,38 @@ mod tests {
         let xml = std::fs::read_to_string(junit).unwrap();
         assert!(xml.contains("MNT-4 retention"), "{xml}");
         assert!(xml.contains("<failure"), "{xml}");
+    }
+
+    #[test]
+    fn harness_errors_fail_the_run_and_unclaimed_or_inapplicable_ones_do_not() {
+        let mut report = sample();
+        report.scenarios.truncate(1);
+        let mut extra = report.scenarios[0].clone();
+        extra.outcome = Outcome::NotClaimed;
+        extra.would_have_been = Some(Outcome::Failed);
+        extra.message = "the app served 3 files".into();
+        report.scenarios.push(extra.clone());
+        extra.outcome = Outcome::NotApplicable;
+        extra.would_have_been = None;
+        report.scenarios.push(extra.clone());
+        assert!(report.all_passed());
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["scenarios"][1]["outcome"], "not-claimed");
+        assert_eq!(json["scenarios"][1]["would_have_been"], "failed");
+        assert!(json["scenarios"][0].get("would_have_been").is_none());
+        assert!(
+            report
+                .summary_table()
+                .contains("1 passed, 0 failed, 0 skipped, 1 not-claimed, 1 not-applicable in")
+        );
+
+        extra.outcome = Outcome::Error;
+        extra.message = "starting the backup store: address in use".into();
+        report.scenarios.push(extra);
+        assert!(!report.all_passed());
+        let xml = report.to_junit().to_string().unwrap();
+        assert!(xml.contains("<error"), "{xml}");
+        assert!(xml.contains("<skipped"), "{xml}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use harness::dataset::Dataset;
 use harness::faults::{CorruptionMode, Fault};
 use harness::runtime::Runtime;
 
+use crate::catalog::CheckId;
 use crate::context::{Knobs, Scenario};
 use crate::outcome::{Check, Context};
 use crate::{ensure, fail};
@@ -19,28 +20,28 @@ const BACKUP_PATIENCE: Duration = Duration::from_secs(15);
 /// How far ahead schedules are set: time for the pod to start, even on a loaded machine.
 const SCHEDULE_LEAD: Duration = Duration::from_secs(6);
 
-/// Runs the scenario for requirement `id`.
-pub async fn run<R: Runtime>(id: &str, s: &mut Scenario<'_, R>) -> Check {
-    match id {
-        "INIT-1" => init_1_restore_empty(s).await,
-        "INIT-2" => init_2_keep_valid(s).await,
-        "INIT-3" => init_3_repair_corrupt(s).await,
-        "INIT-4" => init_4_fresh_start(s).await,
-        "INIT-5" => init_5_skip_bad_backup(s).await,
-        "INIT-6" => init_6_no_start_blind(s).await,
-        "INIT-7" => init_7_atomic_restore(s).await,
-        "RUN-1" => run_1_ordering(s).await,
-        "RUN-2" => run_2_serves_restored(s).await,
-        "SEC-1" => sec_1_creds_isolated(s).await,
-        "SEC-2" => sec_2_maint_read_only(s).await,
-        "MNT-1" => mnt_1_on_schedule(s).await,
-        "MNT-2" => mnt_2_round_trip(s).await,
-        "MNT-3" => mnt_3_store_outage(s).await,
-        "MNT-4" => mnt_4_retention(s).await,
-        "MNT-5" => mnt_5_sidecar_crash(s).await,
-        "MNT-6" => mnt_6_consistent(s).await,
-        "LIFE-1" => life_1_recreate(s).await,
-        other => fail!("no scenario implements `{other}`"),
+/// Runs the scenario of `check`: every [`CheckId`] has exactly one, so the catalog cannot name a
+/// requirement no scenario implements.
+pub async fn run<R: Runtime>(check: CheckId, s: &mut Scenario<'_, R>) -> Check {
+    match check {
+        CheckId::RestoreEmpty => init_1_restore_empty(s).await,
+        CheckId::KeepValid => init_2_keep_valid(s).await,
+        CheckId::RepairCorrupt => init_3_repair_corrupt(s).await,
+        CheckId::FreshStart => init_4_fresh_start(s).await,
+        CheckId::SkipBadBackup => init_5_skip_bad_backup(s).await,
+        CheckId::NoStartBlind => init_6_no_start_blind(s).await,
+        CheckId::AtomicRestore => init_7_atomic_restore(s).await,
+        CheckId::Ordering => run_1_ordering(s).await,
+        CheckId::ServesRestored => run_2_serves_restored(s).await,
+        CheckId::CredsIsolated => sec_1_creds_isolated(s).await,
+        CheckId::MaintReadOnly => sec_2_maint_read_only(s).await,
+        CheckId::OnSchedule => mnt_1_on_schedule(s).await,
+        CheckId::RoundTrip => mnt_2_round_trip(s).await,
+        CheckId::StoreOutage => mnt_3_store_outage(s).await,
+        CheckId::Retention => mnt_4_retention(s).await,
+        CheckId::SidecarCrash => mnt_5_sidecar_crash(s).await,
+        CheckId::Consistent => mnt_6_consistent(s).await,
+        CheckId::Recreate => life_1_recreate(s).await,
     }
 }
 

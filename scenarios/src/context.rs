@@ -206,7 +206,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .await
         {
             Ok(pod) => Ok(pod),
-            Err(e) => Err(Failure(format!("the pod did not become ready: {e}"))),
+            Err(e) => Err(Failure::violation(format!(
+                "the pod did not become ready: {e}"
+            ))),
         }
     }
 
@@ -905,7 +907,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .collect();
         for name in &self.subject().profile.containers.run {
             let container = find_container(&spec, name)
-                .ok_or_else(|| Failure(format!("no container `{name}` in the pod spec")))?;
+                .ok_or_else(|| Failure::error(format!("no container `{name}` in the pod spec")))?;
             ensure!(
                 !secret_names
                     .iter()
@@ -951,7 +953,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         let volume = &self.subject().profile.data.volume;
         for name in &self.subject().profile.containers.maintenance {
             let container = find_container(&spec, name)
-                .ok_or_else(|| Failure(format!("no container `{name}` in the pod spec")))?;
+                .ok_or_else(|| Failure::error(format!("no container `{name}` in the pod spec")))?;
             for mount in container["volumeMounts"].as_array().into_iter().flatten() {
                 if mount["name"] == volume.as_str() {
                     ensure!(
@@ -973,7 +975,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 d["kind"] == profile.workload.kind.as_str()
                     && d["metadata"]["name"] == profile.workload.name.as_str()
             })
-            .ok_or_else(|| Failure("the workload is missing from the manifests".into()))?;
+            .ok_or_else(|| Failure::error("the workload is missing from the manifests"))?;
         Ok(if profile.workload.kind == "Pod" {
             doc["spec"].clone()
         } else {

@@ -13,11 +13,12 @@ use harness::services::containers::ContainerSettings;
 use harness::services::external::ExternalServices;
 use harness::subject::ImageSource;
 
-use crate::catalog::NEED_STORE_OUTAGE;
+use crate::catalog::Need;
 use crate::checks;
 use crate::context::Scenario;
-use crate::outcome::Failure;
+use crate::outcome::{Failure, Kind};
 use crate::runner::{Case, InputError, RunOptions, Services, result_of};
+use harness::subject::FormatName;
 
 /// How long cases and their pods may take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub struct Environment<R> {
     pub(crate) runtime: R,
     runtime_name: &'static str,
     keep_on_failure: bool,
+    /// Unclaimed requirements count like claimed ones (`--strict`).
+    strict: bool,
     pub(crate) report_dir: PathBuf,
     /// Where each case's backup store listens.
     pub(crate) store_bind: IpAddr,
@@ -71,6 +74,7 @@ impl<R: Runtime> Environment<R> {
             runtime,
             runtime_name,
             keep_on_failure: options.keep_on_failure,
+            strict: options.strict,
             report_dir: options.report_dir.clone(),
             store_bind: Ipv4Addr::LOCALHOST.into(),
             store_via_service: false,
@@ -161,7 +165,7 @@ impl<R: Runtime> Environment<R> {
                 "the subject uses native sidecars (init containers with restartPolicy: Always), which need Kubernetes 1.29 or later".into(),
             );
         }
-        if self.external.is_some() && NEED_STORE_OUTAGE.contains(&case.requirement.id) {
+        if self.external.is_some() && case.requirement.needs(Need::StoreOutage) {
             return result_of(
                 case,
                 Outcome::Skipped,
@@ -170,11 +174,48 @@ impl<R: Runtime> Environment<R> {
                     .into(),
             );
         }
+        if let Some(reason) = self.missing_programs(case) {
+            return result_of(case, Outcome::Skipped, started.elapsed(), reason);
+        }
+        if let Some(reason) = not_applicable(case) {
+            return result_of(case, Outcome::NotApplicable, started.elapsed(), reason);
+        }
         let ns = namespace_for(case);
         self.live.lock().expect("not poisoned").insert(ns.clone());
-        let result = self.run_case_in(case, &ns, started).await;
+        let mut result = self.run_case_in(case, &ns, started).await;
         self.live.lock().expect("not poisoned").remove(&ns);
+        if !self.strict && !case.subject.claims(case.requirement.id) {
+            result.would_have_been = Some(result.outcome);
+            result.outcome = Outcome::NotClaimed;
+        }
         result
+    }
+
+    /// Why the case cannot run on this machine: host programs the local runtime would run for
+    /// the subject's images, or the harness needs for the backup format, are missing.
+    fn missing_programs(&self, case: &Case) -> Option<String> {
+        let mut missing = if self.runtime_name == "local" {
+            case.subject.missing_host_programs()
+        } else {
+            Vec::new()
+        };
+        if case.subject.profile.backup.format == FormatName::Restic
+            && !missing.iter().any(|(p, _)| p == "restic")
+            && !harness::subject::program_exists("restic")
+        {
+            missing.push((
+                "restic".into(),
+                "apt-get install -y --no-install-recommends restic".into(),
+            ));
+        }
+        if missing.is_empty() {
+            return None;
+        }
+        let list: Vec<String> = missing
+            .iter()
+            .map(|(program, hint)| format!("`{program}` ({hint})"))
+            .collect();
+        Some(format!("missing on this machine: {}", list.join(", ")))
     }
 
     async fn run_case_in(&self, case: &Case, ns: &str, started: Instant) -> ScenarioResult {
@@ -184,27 +225,34 @@ impl<R: Runtime> Environment<R> {
                 Ok(scenario) => scenario,
                 Err(failure) => return (Err(failure), None),
             };
-            let result = checks::run(case.requirement.id, &mut scenario).await;
+            let result = checks::run(case.requirement.check, &mut scenario).await;
             if result.is_err() {
                 scenario.save_artefacts().await;
             }
             // NB: reports outlive the run; no credential may reach them.
-            let result = result.map_err(|Failure(message)| Failure(scenario.redact(&message)));
+            let result = result.map_err(|f| f.map_message(|m| scenario.redact(&m)));
             (result, Some(scenario.into_store()))
         };
         let limit = self.timeouts.case;
         let (result, store) = match tokio::time::timeout(limit, body).await {
             Ok(done) => done,
             Err(_) => (
-                Err(Failure(format!("did not finish within {limit:?}"))),
+                Err(Failure::error(format!("did not finish within {limit:?}"))),
                 None,
             ),
         };
         let (outcome, mut message) = match result {
             Ok(()) => (Outcome::Passed, String::new()),
-            Err(Failure(message)) => (Outcome::Failed, message),
+            Err(Failure {
+                kind: Kind::Violation,
+                message,
+            }) => (Outcome::Failed, message),
+            Err(Failure {
+                kind: Kind::Error,
+                message,
+            }) => (Outcome::Error, message),
         };
-        let keep = outcome == Outcome::Failed && self.keep_on_failure;
+        let keep = matches!(outcome, Outcome::Failed | Outcome::Error) && self.keep_on_failure;
         if keep {
             let note = self.runtime.keep_namespace(&ns).await;
             message.push_str(&format!("\n({note})"));
@@ -220,6 +268,28 @@ impl<R: Runtime> Environment<R> {
         }
         result_of(case, outcome, started.elapsed(), message)
     }
+}
+
+/// Why `case`'s scenario cannot apply to its subject: the subject has no such part.
+fn not_applicable(case: &Case) -> Option<String> {
+    let subject = &case.subject;
+    let profile = &subject.profile;
+    case.requirement.needs.iter().find_map(|need| match need {
+        Need::Retention if profile.retention.is_none() => {
+            Some("the subject has no retention knob (`retention:` in its profile)".to_owned())
+        }
+        Need::AppRead if profile.app.read.is_none() => {
+            Some("the profile gives no way to read a file through the app (`app.read`)".to_owned())
+        }
+        Need::AppWrite if profile.app.write.is_none() => Some(
+            "the profile gives no way to write a file through the app (`app.write`)".to_owned(),
+        ),
+        Need::DataClaim if subject.data_claim.is_none() => Some(
+            "the data volume is an emptyDir: it cannot be prepared before the pod exists"
+                .to_owned(),
+        ),
+        _ => None,
+    })
 }
 
 impl Environment<LocalRuntime> {

@@ -45,6 +45,10 @@ enum Command {
         /// Keep a failed scenario's namespace (processes stopped, files kept) for inspection.
         #[arg(long)]
         keep_on_failure: bool,
+        /// Judge requirements a subject does not claim (`claims:` in its profile) like claimed
+        /// ones: their failures fail the run instead of being reported as not-claimed.
+        #[arg(long)]
+        strict: bool,
         /// Backup stores: a fresh embedded one per scenario, a container per scenario (MinIO or
         /// RustFS, Gitea), or the external bucket and repository named by PHASECHECK_S3_* /
         /// PHASECHECK_GIT_* (see README) for drills.
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
             jobs,
             report_dir,
             keep_on_failure,
+            strict,
             services,
             object_store,
         } => {
@@ -170,6 +175,7 @@ fn main() -> ExitCode {
                 jobs: jobs.max(1),
                 report_dir,
                 keep_on_failure,
+                strict,
                 services,
                 phasepod: None,
             };

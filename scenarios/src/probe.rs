@@ -52,7 +52,7 @@ impl BackgroundProbe {
     /// Stops the probe; fails if any action failed, else returns how many succeeded.
     pub async fn stop_checked(self) -> Check<usize> {
         self.stop.store(true, Ordering::SeqCst);
-        let (done, failures) = self.task.await.map_err(|e| Failure(e.to_string()))?;
+        let (done, failures) = self.task.await.map_err(|e| Failure::error(e.to_string()))?;
         ensure!(
             failures.is_empty(),
             "{} request(s) failed: {failures:?}",

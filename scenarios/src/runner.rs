@@ -60,6 +60,8 @@ pub struct RunOptions {
     pub report_dir: PathBuf,
     /// Keep a failed case's namespace.
     pub keep_on_failure: bool,
+    /// Judge requirements a subject does not claim like claimed ones (they can fail the run).
+    pub strict: bool,
     /// Where backup stores come from.
     pub services: Services,
     /// The command that runs phasepod for the builtin image; `None` = this program's hidden
@@ -78,6 +80,7 @@ impl RunOptions {
             jobs: default_jobs(),
             report_dir: PathBuf::from("target/phasecheck"),
             keep_on_failure: false,
+            strict: false,
             services: Services::Embedded,
             phasepod: None,
         }
@@ -150,8 +153,12 @@ pub fn plan(options: &RunOptions) -> Result<Vec<Case>, InputError> {
     };
     let subjects = paths
         .iter()
-        .map(|p| Subject::load(p).map(Arc::new))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|p| {
+            let subject = Subject::load(p)?;
+            subject.check_claims(&catalog::ids())?;
+            Ok(Arc::new(subject))
+        })
+        .collect::<Result<Vec<_>, InputError>>()?;
     let mut requirements: Vec<&'static Requirement> = Vec::new();
     if options.scenarios.is_empty() {
         requirements.extend(catalog::CATALOG.iter());
@@ -278,6 +285,7 @@ async fn run_cases(
             outcome: Outcome::Failed,
             duration_ms: 0,
             message: e,
+            would_have_been: None,
         });
     }
     Ok((results, name))
@@ -368,5 +376,6 @@ pub(crate) fn result_of(
         outcome,
         duration_ms: duration.as_millis() as u64,
         message,
+        would_have_been: None,
     }
 }

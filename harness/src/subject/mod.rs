@@ -659,7 +659,7 @@ impl Subject {
 }
 
 /// Whether `program` (a path, or a name looked up on `PATH`) is an executable file.
-fn program_exists(program: &str) -> bool {
+pub fn program_exists(program: &str) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     let executable = |p: &Path| {
         p.metadata()

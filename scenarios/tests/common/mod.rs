@@ -12,9 +12,7 @@ pub fn write_and_expect_passed(report: &RunReport, dir: &Path, skips_allowed: bo
     let bad: Vec<String> = report
         .scenarios
         .iter()
-        .filter(|r| {
-            r.outcome == Outcome::Failed || (r.outcome == Outcome::Skipped && !skips_allowed)
-        })
+        .filter(|r| r.outcome.fails_run() || (r.outcome == Outcome::Skipped && !skips_allowed))
         .map(|r| {
             format!(
                 "{} {} {} {}: {}",
