@@ -1,4 +1,5 @@
-//! A client for the app's HTTP API (phasepod's: `/healthz`, `/manifest`, `/files/…`).
+//! A plain HTTP client for a subject's app: `GET` and `PUT` of paths the subject profile names
+//! (`app.read: {httpGet: "/{path}"}`), nothing of any one app's API.
 //!
 //! One short-lived HTTP/1.1 connection per request keeps failures attributable: a refused
 //! connection is the app being down, not a stale keep-alive.
@@ -14,6 +15,14 @@ use hyper_util::rt::TokioIo;
 /// Errors talking to the app.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The path is not a valid HTTP request target (percent-encode it).
+    #[error("`{path}` is not a valid request path: {problem}")]
+    BadPath {
+        /// The path.
+        path: String,
+        /// What the HTTP library said.
+        problem: String,
+    },
     /// No connection could be made.
     #[error("cannot connect to the app at {addr}: {source}")]
     Connect {
@@ -64,6 +73,15 @@ pub enum Error {
     },
 }
 
+impl Error {
+    fn bad_path(path: &str, problem: impl std::fmt::Display) -> Self {
+        Error::BadPath {
+            path: path.to_owned(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -94,43 +112,21 @@ impl AppClient {
         self.addr
     }
 
-    /// `GET /healthz` answered 200.
-    pub async fn healthy(&self) -> Result<()> {
-        self.expect_ok(Method::GET, "/healthz", Bytes::new())
-            .await
-            .map(drop)
-    }
-
-    /// `GET /manifest` as JSON.
-    pub async fn manifest(&self) -> Result<serde_json::Value> {
-        let body = self
-            .expect_ok(Method::GET, "/manifest", Bytes::new())
-            .await?;
-        Ok(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
-    }
-
-    /// `GET /files/` as the list of paths.
-    pub async fn list(&self) -> Result<Vec<String>> {
-        let body = self.expect_ok(Method::GET, "/files/", Bytes::new()).await?;
-        Ok(serde_json::from_slice(&body).unwrap_or_default())
-    }
-
-    /// `GET /files/<path>`.
+    /// `GET path` (an HTTP path, already percent-encoded); the body of a 2xx answer.
     pub async fn get(&self, path: &str) -> Result<Bytes> {
-        self.expect_ok(Method::GET, &format!("/files/{path}"), Bytes::new())
-            .await
+        self.expect_ok(Method::GET, path, Bytes::new()).await
     }
 
-    /// `PUT /files/<path>`.
+    /// `PUT path` with `content`; a 2xx answer is success.
     pub async fn put(&self, path: &str, content: impl Into<Bytes>) -> Result<()> {
-        self.expect_ok(Method::PUT, &format!("/files/{path}"), content.into())
+        self.expect_ok(Method::PUT, path, content.into())
             .await
             .map(drop)
     }
 
-    /// `DELETE /files/<path>`.
+    /// `DELETE path`; a 2xx answer is success.
     pub async fn delete(&self, path: &str) -> Result<()> {
-        self.expect_ok(Method::DELETE, &format!("/files/{path}"), Bytes::new())
+        self.expect_ok(Method::DELETE, path, Bytes::new())
             .await
             .map(drop)
     }
@@ -171,6 +167,7 @@ impl AppClient {
             addr: self.addr,
             source,
         };
+        let uri: http::Uri = path.parse().map_err(|e| Error::bad_path(path, e))?;
         let stream = tokio::net::TcpStream::connect(self.addr)
             .await
             .map_err(|source| Error::Connect {
@@ -183,10 +180,10 @@ impl AppClient {
         let driver = tokio::spawn(connection);
         let request = Request::builder()
             .method(method.clone())
-            .uri(path)
+            .uri(uri)
             .header(http::header::HOST, self.addr.to_string())
             .body(Full::new(body))
-            .expect("request parts are valid");
+            .map_err(|e| Error::bad_path(path, e))?;
         let response = sender.send_request(request).await.map_err(http_error)?;
         let status = response.status();
         let bytes = response

@@ -273,7 +273,7 @@ async fn serve_in_a_container_answers_healthz_and_serves_the_restored_files(
     let app = AppClient::new(SocketAddr::from((serve.ip().await, APP_PORT)))
         .with_timeout(Duration::from_secs(5));
     let deadline = Instant::now() + WAIT_TIMEOUT;
-    while let Err(e) = app.healthy().await {
+    while let Err(e) = app.get("/healthz").await {
         assert!(
             Instant::now() < deadline && serve.is_running().await,
             "serve never answered /healthz ({e}); its log:\n{}",
@@ -282,10 +282,15 @@ async fn serve_in_a_container_answers_healthz_and_serves_the_restored_files(
         tokio::time::sleep(POLL).await;
     }
     for (path, bytes) in &dataset.files {
-        let served = app.get(path).await.expect("the file is served");
+        let served = app
+            .get(&format!("/files/{path}"))
+            .await
+            .expect("the file is served");
         assert_eq!(served.as_ref(), bytes.as_slice(), "GET /files/{path}");
     }
-    let manifest = app.manifest().await.expect("the manifest is served");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&app.get("/manifest").await.expect("the manifest is served"))
+            .expect("the manifest is JSON");
     assert_eq!(
         manifest["files"].as_array().map(Vec::len),
         Some(dataset.files.len()),

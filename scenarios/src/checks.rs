@@ -272,9 +272,12 @@ async fn mnt_4_retention<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 
 /// MNT-5: the maintenance container killed → restarted, the app never interrupted, schedule kept.
 async fn mnt_5_sidecar_crash<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
+    let served = Dataset::generated("served", 3, 1024);
+    s.seed_backup(&served).await?;
+    let probe_path = served.files.keys().next().expect("three files").clone();
     let at = s.schedule_in(SCHEDULE_LEAD);
     let pod = s.deploy(Knobs::schedule(&[at])).await?;
-    let availability = s.watch_availability(&pod).await?;
+    let availability = s.watch_availability(&pod, &probe_path).await?;
     s.inject(Fault::KillContainer {
         name: s.maintenance_container().to_owned(),
     })
@@ -297,11 +300,11 @@ async fn mnt_5_sidecar_crash<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 async fn mnt_6_consistent<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let at = s.schedule_in(SCHEDULE_LEAD);
     let pod = s.deploy(Knobs::schedule(&[at])).await?;
-    let writer = s.keep_writing(&pod).await?;
-    let id = s.wait_backup_after(at, BACKUP_PATIENCE).await;
-    let writes = writer.stop_checked().await?;
-    let id = id?;
-    ensure!(writes > 0, "the writer made no write during the backup");
+    let (id, writes) = s.write_until_backup(&pod, at, BACKUP_PATIENCE).await?;
+    ensure!(
+        writes > 1,
+        "only {writes} write(s) through the app before the backup"
+    );
     s.expect_backup_verifies(&id).await
 }
 

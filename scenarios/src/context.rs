@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Timelike, Utc};
-use harness::app::AppClient;
 use harness::backups::BackupStore;
 use harness::dataset::{Dataset, Snapshot};
 use harness::faults::{self, Fault};
@@ -21,8 +20,9 @@ use harness::subject::{Subject, TemplateValues};
 use serde_json::{Value, json};
 
 use crate::environment::Environment;
+
+mod app;
 use crate::outcome::{Check, Context, Failure};
-use crate::probe::BackgroundProbe;
 use crate::runner::Case;
 use crate::{ensure, fail};
 
@@ -59,6 +59,8 @@ pub struct Scenario<'a, R: Runtime> {
     workload_applied: bool,
     /// Manifest documents as JSON, before knobs.
     docs: Vec<Value>,
+    /// Backups the harness seeded (not the workload's).
+    seeded: std::sync::Mutex<Vec<String>>,
 }
 
 impl<'a, R: Runtime> Scenario<'a, R> {
@@ -103,6 +105,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             storage_applied: false,
             workload_applied: false,
             docs,
+            seeded: Default::default(),
         })
     }
 
@@ -355,7 +358,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     /// Takes a backup of `dataset` into the scenario's store; returns its ID.
     pub async fn seed_backup(&self, dataset: &Dataset) -> Check<String> {
-        self.store.seed(dataset).await.context("seeding a backup")
+        let id = self.store.seed(dataset).await.context("seeding a backup")?;
+        self.seeded.lock().expect("not poisoned").push(id.clone());
+        Ok(id)
     }
 
     /// Backup IDs in the store, newest first.
@@ -388,21 +393,32 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
     }
 
-    /// Just before `at`, the store holds no backup taken before `at` (backup IDs carry the time
-    /// they were taken, so a slow listing cannot blur the line).
+    /// Just before `at`, the store holds no backup the workload took before `at` (backup IDs carry
+    /// the time they were taken, so a slow listing cannot blur the line; seeded ones do not
+    /// count).
     pub async fn expect_no_backup_before(&self, at: DateTime<Utc>) -> Check {
         self.sleep_until_just_before(at).await;
+        let seeded = self.seeded.lock().expect("not poisoned").clone();
         let early: Vec<String> = self
             .backups()
             .await?
             .into_iter()
             .filter(|id| backup_time(id).is_none_or(|t| t < at))
+            .filter(|id| !seeded.contains(id))
             .collect();
         ensure!(
             early.is_empty(),
             "backups taken before the scheduled time {at}: {early:?}"
         );
         Ok(())
+    }
+
+    /// The newest backup taken at or after `at`, if the store holds one.
+    pub async fn backup_taken_since(&self, at: DateTime<Utc>) -> Check<Option<String>> {
+        let ids = self.backups().await?;
+        Ok(ids.into_iter().find(|id| {
+            backup_time(id).is_some_and(|t| t >= at - chrono::Duration::milliseconds(1))
+        }))
     }
 
     /// Waits for a backup taken at or after `at` and no later than `at + tolerance`.
@@ -645,116 +661,6 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             );
         }
         Ok(())
-    }
-
-    // ----- the app ---------------------------------------------------------------------------
-
-    async fn app(&self, pod: &PodInfo) -> Check<AppClient> {
-        let addr = self
-            .runtime()
-            .reach(&self.ns, pod, self.subject().profile.app.port)
-            .await
-            .context("reaching the app")?;
-        Ok(AppClient::new(addr))
-    }
-
-    /// Writes every file of `dataset` through the app.
-    pub async fn write_through_app(&self, pod: &PodInfo, dataset: &Dataset) -> Check {
-        let app = self.app(pod).await?;
-        for (path, bytes) in &dataset.files {
-            app.put(path, bytes.clone())
-                .await
-                .with_context(|| format!("writing {path} through the app"))?;
-        }
-        Ok(())
-    }
-
-    /// The app serves exactly `expected`: the same paths, bytes and manifest digests.
-    pub async fn expect_serves(&self, pod: &PodInfo, expected: &Dataset) -> Check {
-        let app = self.app(pod).await?;
-        let mut listed = app.list().await.context("listing the app's files")?;
-        listed.sort();
-        let wanted: Vec<String> = expected.files.keys().cloned().collect();
-        if listed != wanted {
-            let missing: Vec<_> = wanted
-                .iter()
-                .filter(|p| !listed.contains(p))
-                .take(3)
-                .collect();
-            let extra: Vec<_> = listed
-                .iter()
-                .filter(|p| !wanted.contains(p))
-                .take(3)
-                .collect();
-            fail!(
-                "the app serves {} files, expected {} (missing e.g. {missing:?}, unexpected e.g. {extra:?})",
-                listed.len(),
-                wanted.len()
-            );
-        }
-        for (path, bytes) in &expected.files {
-            let served = app
-                .get(path)
-                .await
-                .with_context(|| format!("reading {path}"))?;
-            ensure!(
-                served.as_ref() == bytes.as_slice(),
-                "the app serves different bytes for {path} ({} bytes, expected {})",
-                served.len(),
-                bytes.len()
-            );
-        }
-        let manifest = app.manifest().await.context("reading the app's manifest")?;
-        let digests: BTreeMap<String, String> = manifest["files"]
-            .as_array()
-            .map(|files| {
-                files
-                    .iter()
-                    .map(|f| {
-                        (
-                            f["path"].as_str().unwrap_or_default().to_owned(),
-                            f["sha256"].as_str().unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        ensure!(
-            digests == expected.digests(),
-            "the app's manifest does not match the dataset it should serve"
-        );
-        Ok(())
-    }
-
-    /// Polls `/healthz` every 100 ms in the background until stopped; records failures.
-    pub async fn watch_availability(&self, pod: &PodInfo) -> Check<BackgroundProbe> {
-        let app = self.app(pod).await?.with_timeout(Duration::from_secs(2));
-        Ok(BackgroundProbe::spawn(
-            move |_| {
-                let app = app.clone();
-                async move { app.healthy().await.map_err(|e| e.to_string()) }
-            },
-            Duration::from_millis(100),
-        ))
-    }
-
-    /// Writes files through the app as fast as it answers until stopped.
-    pub async fn keep_writing(&self, pod: &PodInfo) -> Check<BackgroundProbe> {
-        let app = self.app(pod).await?;
-        Ok(BackgroundProbe::spawn(
-            move |n| {
-                let app = app.clone();
-                async move {
-                    let path = format!("churn/{:02}.bin", n % 20);
-                    let bytes = harness::dataset::pseudo_random_bytes(
-                        &format!("churn-{n}"),
-                        2000 + (n % 7) * 1000,
-                    );
-                    app.put(&path, bytes).await.map_err(|e| e.to_string())
-                }
-            },
-            Duration::ZERO,
-        ))
     }
 
     // ----- observations ----------------------------------------------------------------------

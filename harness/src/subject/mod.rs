@@ -259,7 +259,9 @@ pub struct Roles {
 }
 
 /// How the harness reads or writes one file of the dataset through the app. `{path}` in the
-/// path or argv is the file's path relative to the dataset root.
+/// path or argv is the file's path relative to the dataset root: percent-encoded in an HTTP path,
+/// as is in an argv (give it an argv element of its own and refer to it as `"$1"` in `sh -c`, so
+/// names with spaces survive).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum AppAccess {
@@ -267,8 +269,9 @@ pub enum AppAccess {
     HttpGet(String),
     /// `PUT` the file's bytes to this path of the app's port.
     HttpPut(String),
-    /// Run this argv in the app container: for a read, its standard output is the file; for a
-    /// write, `{content.base64}` is replaced by the file's bytes in base64.
+    /// Run this argv in the app container: for a read, its standard output is the file in
+    /// base64 (`base64 "$1"`); for a write, `{content.base64}` is replaced by the file's bytes in
+    /// base64.
     Exec(Vec<String>),
 }
 
@@ -277,7 +280,7 @@ impl AppAccess {
     /// `{content.base64}`.
     pub fn for_file(&self, path: &str, content: Option<&[u8]>) -> AppRequest {
         use base64::Engine as _;
-        let fill = |s: &str| {
+        let fill_with = |s: &str, path: &str| {
             let s = s.replace("{path}", path);
             match content {
                 Some(bytes) => s.replace(
@@ -288,10 +291,27 @@ impl AppAccess {
             }
         };
         match self {
-            AppAccess::HttpGet(p) | AppAccess::HttpPut(p) => AppRequest::Http(fill(p)),
-            AppAccess::Exec(argv) => AppRequest::Exec(argv.iter().map(|a| fill(a)).collect()),
+            AppAccess::HttpGet(p) | AppAccess::HttpPut(p) => {
+                AppRequest::Http(fill_with(p, &percent_encode_path(path)))
+            }
+            AppAccess::Exec(argv) => {
+                AppRequest::Exec(argv.iter().map(|a| fill_with(a, path)).collect())
+            }
         }
     }
+}
+
+/// `path` with every byte but RFC 3986's unreserved ones and `/` percent-encoded.
+pub fn percent_encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// One request to the app for one file (see [`AppAccess::for_file`]).

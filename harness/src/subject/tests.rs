@@ -186,3 +186,12 @@ fn exec_access_fills_path_and_content() {
         ])
     );
 }
+
+#[test]
+fn http_access_percent_encodes_the_path() {
+    let access = AppAccess::HttpGet("/files/{path}".into());
+    assert_eq!(
+        access.for_file("a b/ü.txt", None),
+        AppRequest::Http("/files/a%20b/%C3%BC.txt".into())
+    );
+}
