@@ -385,6 +385,14 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .expect("zero nanoseconds is valid")
     }
 
+    /// Waits until the wall clock reaches `at` (a fault that must span a scheduled time).
+    pub async fn wait_until(&self, at: DateTime<Utc>) {
+        if let Ok(wait) = (at - Utc::now()).to_std() {
+            // NB: the condition is the clock itself: the store must stay down past `at`.
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// Sleeps until half a second before `at` (the observation point for "none before it").
     async fn sleep_until_just_before(&self, at: DateTime<Utc>) {
         let target = at - chrono::Duration::milliseconds(500);
@@ -462,20 +470,6 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
     }
 
-    /// Waits until the maintenance container logs a failed backup.
-    pub async fn wait_backup_failure_logged(&self, pod: &PodInfo) -> Check {
-        self.runtime()
-            .watch_log(
-                &self.ns,
-                &pod.name,
-                self.maintenance_container(),
-                "backup: failed",
-                Duration::from_secs(20),
-            )
-            .await
-            .context("waiting for the maintenance container to report the failed backup")
-    }
-
     // ----- faults ----------------------------------------------------------------------------
 
     /// Realises `fault` on this scenario's runtime and store.
@@ -521,16 +515,16 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                     .await
                     .context(&step)?;
                 let restore = self.subject().profile.containers.restore[0].clone();
+                let name = restore.clone();
                 self.runtime()
-                    .watch_log(
+                    .wait_for_timeline(
                         &self.ns,
                         &pod.name,
-                        &restore,
-                        "restoring backup",
+                        move |t| t.runs(&name).last().is_some_and(|r| r.is_running()),
                         self.env.timeouts.ready,
                     )
                     .await
-                    .context("waiting for the restore to begin")?;
+                    .violation("waiting for the restore container to run")?;
                 self.wait_restore_under_way().await?;
                 self.runtime()
                     .kill_container(&self.ns, &pod.name, &restore)

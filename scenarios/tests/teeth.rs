@@ -30,6 +30,7 @@ fn broken(name: &str) -> PathBuf {
 #[case::backup_quiesces_the_app("quiesce-app", "MNT-5")]
 #[case::backup_uploads_nothing("backup-empty", "MNT-2")]
 #[case::backup_gives_up_after_an_outage("stop-after-failure", "MNT-3")]
+#[case::backup_retries_only_at_the_next_schedule("no-prompt-retry", "MNT-3")]
 #[case::backup_never_prunes("no-prune", "MNT-4")]
 #[case::backup_takes_torn_snapshots("torn-snapshot", "MNT-6")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
