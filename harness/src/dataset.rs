@@ -10,6 +10,10 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+/// The size of [`Dataset::realistic`]'s large file: 8 MiB and a bit, past the part sizes of S3
+/// multipart uploads and the buffers of streaming copies.
+pub const LARGE_FILE_BYTES: usize = 8 * 1024 * 1024 + 4099;
+
 /// Content of a dataset: relative path → bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dataset {
@@ -30,6 +34,25 @@ impl Dataset {
             let path = format!("{label}-{i:04}.bin");
             files.insert(path.clone(), pseudo_random_bytes(&path, size + i % 97));
         }
+        Dataset { files }
+    }
+
+    /// Files of the kinds real defects hide in, content derived from `label`: hidden files and
+    /// directories, an empty file, names with spaces and non-ASCII characters, nesting six
+    /// levels deep, and one file of [`LARGE_FILE_BYTES`] (past multipart and streaming
+    /// boundaries), plus `count` ordinary files.
+    pub fn realistic(label: &str, count: usize) -> Self {
+        let mut files = Dataset::generated(label, count, 1500).files;
+        let mut add = |path: String, len: usize| {
+            let bytes = pseudo_random_bytes(&format!("{label}:{path}"), len);
+            files.insert(path, bytes);
+        };
+        add(".config".into(), 300);
+        add(format!(".hidden/{label}.conf"), 200);
+        add(format!("{label}-empty"), 0);
+        add(format!("with space/{label} ü née.txt"), 700);
+        add(format!("a/b/c/d/e/f/{label}-deep.bin"), 900);
+        add(format!("{label}-large.bin"), LARGE_FILE_BYTES);
         Dataset { files }
     }
 
@@ -79,16 +102,17 @@ impl Dataset {
     }
 }
 
-/// Deterministic bytes for a seed (SHA-256 in counter mode; fast enough for test datasets).
+/// Deterministic bytes for a seed: xorshift64* seeded from the seed's SHA-256 (fast in debug
+/// builds too, so datasets of many MiB cost milliseconds; not for anything cryptographic).
 pub fn pseudo_random_bytes(seed: &str, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 32);
-    let mut counter = 0u64;
+    let digest = Sha256::digest(seed.as_bytes());
+    let mut state = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")) | 1;
+    let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        let mut hasher = Sha256::new();
-        hasher.update(seed.as_bytes());
-        hasher.update(counter.to_le_bytes());
-        out.extend_from_slice(&hasher.finalize());
-        counter += 1;
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
     }
     out.truncate(len);
     out
@@ -184,6 +208,18 @@ mod tests {
                 .values()
                 .all(|d| !b.digests().values().any(|e| e == d))
         );
+    }
+
+    #[test]
+    fn a_realistic_dataset_has_the_cases_defects_hide_in() {
+        let d = Dataset::realistic("r", 3);
+        let paths: Vec<&String> = d.files.keys().collect();
+        assert!(paths.iter().any(|p| p.starts_with('.')), "{paths:?}");
+        assert!(d.files.values().any(Vec::is_empty));
+        assert!(paths.iter().any(|p| p.contains(' ') && !p.is_ascii()));
+        assert!(paths.iter().any(|p| p.matches('/').count() >= 5));
+        assert!(d.files.values().any(|b| b.len() >= 8 * 1024 * 1024));
+        assert_eq!(d, Dataset::realistic("r", 3));
     }
 
     #[test]

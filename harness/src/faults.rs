@@ -1,11 +1,13 @@
 //! The failures phasecheck injects, as one enum.
 //!
 //! A scenario says *what* goes wrong ([`Fault`]); the scenario context realises it on the runtime
-//! and the backup services it has. Volume corruption is realised here, on the directory holding
-//! the dataset (`current/manifest.json` + `current/files/**`, see docs/CONTRACTS.md).
+//! and the backup services it has. Volume corruption is realised here, on a copy of the volume,
+//! in the subject's terms: its dataset root and layout, never an ignored path.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use crate::subject::{DataSpec, Layout};
 
 /// Errors realising a fault.
 #[derive(Debug, thiserror::Error)]
@@ -88,11 +90,20 @@ pub enum CorruptionMode {
     FlipBytes,
     /// Delete a file listed in the manifest.
     DeleteFile,
-    /// Delete the manifest.
+    /// Delete the layout's integrity marker (phasepod's `manifest.json`); only for layouts that
+    /// have one.
     MissingManifest,
 }
 
 impl CorruptionMode {
+    /// The modes that apply to `layout`: the integrity marker only where there is one.
+    pub fn for_layout(layout: Layout) -> Vec<CorruptionMode> {
+        Self::ALL
+            .into_iter()
+            .filter(|m| *m != CorruptionMode::MissingManifest || layout.has_integrity_marker())
+            .collect()
+    }
+
     /// Every mode, in the order the catalog lists them.
     pub const ALL: [CorruptionMode; 4] = [
         CorruptionMode::TruncateFile,
@@ -113,22 +124,36 @@ impl fmt::Display for CorruptionMode {
     }
 }
 
-/// Damages the dataset in `dataset_dir` (the volume's `current` directory).
-pub fn corrupt_dataset(dataset_dir: &Path, mode: CorruptionMode) -> Result<()> {
+/// Damages the dataset of `data` on a copy of the volume at `volume`: cuts, flips or deletes the
+/// first non-empty dataset file (in path order, never an ignored one), or deletes the integrity
+/// marker of a layout that has one.
+pub fn corrupt_dataset(volume: &Path, data: &DataSpec, mode: CorruptionMode) -> Result<()> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| Error::Io { path, source }
     };
+    let root = volume.join(&data.root);
+    let files_root = match data.layout {
+        Layout::Phasepod => root.join("files"),
+        Layout::Plain => root.clone(),
+    };
     if mode == CorruptionMode::MissingManifest {
-        let manifest = dataset_dir.join("manifest.json");
+        if !data.layout.has_integrity_marker() {
+            return Err(Error::NothingToCorrupt {
+                mode,
+                dir: root,
+                problem: "the layout has no integrity marker".into(),
+            });
+        }
+        let manifest = root.join("manifest.json");
         return std::fs::remove_file(&manifest).map_err(io(&manifest));
     }
-    let victim = first_non_empty_file(&dataset_dir.join("files"))
-        .map_err(io(dataset_dir))?
+    let victim = first_non_empty_file(&files_root, &files_root, &|p| data.is_ignored(p))
+        .map_err(io(&files_root))?
         .ok_or_else(|| Error::NothingToCorrupt {
             mode,
-            dir: dataset_dir.to_owned(),
-            problem: "no non-empty file under files/".into(),
+            dir: files_root.clone(),
+            problem: "no non-empty dataset file".into(),
         })?;
     match mode {
         CorruptionMode::TruncateFile => {
@@ -167,13 +192,28 @@ pub fn empty_directory(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn first_non_empty_file(dir: &Path) -> std::io::Result<Option<PathBuf>> {
+fn first_non_empty_file(
+    root: &Path,
+    dir: &Path,
+    ignored: &dyn Fn(&str) -> bool,
+) -> std::io::Result<Option<PathBuf>> {
+    if !dir.exists() {
+        return Ok(None);
+    }
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
+        let rel = path
+            .strip_prefix(root)
+            .expect("walked under root")
+            .to_string_lossy()
+            .into_owned();
+        if ignored(&rel) {
+            continue;
+        }
         if entry.file_type()?.is_dir() {
-            if let Some(found) = first_non_empty_file(&path)? {
+            if let Some(found) = first_non_empty_file(root, &path, ignored)? {
                 return Ok(Some(found));
             }
         } else if entry.metadata()?.len() > 1 {
@@ -188,24 +228,62 @@ mod tests {
     use super::*;
     use crate::dataset::Dataset;
 
+    fn data(layout: Layout, root: &str) -> DataSpec {
+        DataSpec {
+            volume: "data".into(),
+            mount_path: "/data".into(),
+            root: root.into(),
+            layout,
+            ignore: vec![".git/**".into()],
+        }
+    }
+
     fn dataset_dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         Dataset::generated("d", 3, 64)
-            .write_files(&dir.path().join("files"))
+            .write_files(&dir.path().join("current/files"))
             .unwrap();
-        std::fs::write(dir.path().join("manifest.json"), b"{}").unwrap();
+        std::fs::write(dir.path().join("current/manifest.json"), b"{}").unwrap();
         dir
     }
 
     #[test]
     fn every_corruption_mode_changes_the_dataset() {
-        for mode in CorruptionMode::ALL {
+        let data = data(Layout::Phasepod, "current");
+        for mode in CorruptionMode::for_layout(Layout::Phasepod) {
             let dir = dataset_dir();
             let before = crate::dataset::Snapshot::of(dir.path()).unwrap();
-            corrupt_dataset(dir.path(), mode).unwrap();
+            corrupt_dataset(dir.path(), &data, mode).unwrap();
             let after = crate::dataset::Snapshot::of(dir.path()).unwrap();
             assert!(before.first_difference(&after).is_some(), "{mode}");
         }
+    }
+
+    #[test]
+    fn a_plain_layout_is_corrupted_in_its_files_never_in_ignored_ones_and_has_no_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        std::fs::write(dir.path().join(".git/HEAD"), b"ref: refs/heads/main").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"hello world").unwrap();
+        let data = data(Layout::Plain, "");
+        assert_eq!(
+            CorruptionMode::for_layout(Layout::Plain),
+            [
+                CorruptionMode::TruncateFile,
+                CorruptionMode::FlipBytes,
+                CorruptionMode::DeleteFile
+            ]
+        );
+        corrupt_dataset(dir.path(), &data, CorruptionMode::TruncateFile).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("notes.txt")).unwrap(),
+            b"hello"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join(".git/HEAD")).unwrap(),
+            b"ref: refs/heads/main"
+        );
+        assert!(corrupt_dataset(dir.path(), &data, CorruptionMode::MissingManifest).is_err());
     }
 
     #[test]

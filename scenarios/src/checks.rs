@@ -51,8 +51,10 @@ pub async fn run<R: Runtime>(check: CheckId, s: &mut Scenario<'_, R>) -> Check {
 
 /// INIT-1: volume empty, backups exist → the newest valid backup is restored before the run phase.
 async fn init_1_restore_empty<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    s.seed_backup(&Dataset::generated("older", 4, 2048)).await?;
-    let newest = Dataset::generated("newest", 7, 4096);
+    for older in ["oldest", "older", "old"] {
+        s.seed_backup(&Dataset::generated(older, 4, 2048)).await?;
+    }
+    let newest = Dataset::realistic("newest", 4);
     s.seed_backup(&newest).await?;
     let pod = s.deploy(Knobs::default()).await?;
     s.expect_restore_finished_before_run(&pod.name).await?;
@@ -77,10 +79,10 @@ async fn init_2_keep_valid<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 
 /// INIT-3: each corruption of the volume → the newest valid backup restored.
 async fn init_3_repair_corrupt<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    let backup = Dataset::generated("backup", 6, 2048);
+    let backup = Dataset::realistic("backup", 4);
     s.seed_backup(&backup).await?;
     s.prepare_storage().await?;
-    for mode in CorruptionMode::ALL {
+    for mode in CorruptionMode::for_layout(s.layout()) {
         s.write_volume_dataset(&Dataset::generated("local", 6, 2048), 500)
             .await?;
         s.inject(Fault::CorruptVolume { mode }).await?;
@@ -102,7 +104,10 @@ async fn init_4_fresh_start<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 
 /// INIT-5: the newest backup fails verification → the newest one that passes is restored.
 async fn init_5_skip_bad_backup<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    let good = Dataset::generated("good", 5, 2048);
+    for older in ["older-good", "old-good"] {
+        s.seed_backup(&Dataset::generated(older, 4, 2048)).await?;
+    }
+    let good = Dataset::realistic("good", 4);
     s.seed_backup(&good).await?;
     s.seed_backup(&Dataset::generated("to-corrupt", 5, 2048))
         .await?;
@@ -186,7 +191,7 @@ async fn run_1_ordering<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 
 /// RUN-2: the app serves exactly the restored dataset.
 async fn run_2_serves_restored<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    let backup = Dataset::generated("nested", 9, 5000).with_nested_paths();
+    let backup = Dataset::realistic("nested", 6).with_nested_paths();
     s.seed_backup(&backup).await?;
     let pod = s.deploy(Knobs::default()).await?;
     s.expect_serves(&pod, &backup).await
@@ -222,7 +227,7 @@ async fn mnt_2_round_trip<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
         first + chrono::Duration::seconds(12),
     ];
     let pod = s.deploy(Knobs::schedule(&times)).await?;
-    let written = Dataset::generated("written-through-app", 5, 1500);
+    let written = Dataset::realistic("written-through-app", 3);
     s.write_through_app(&pod, &written).await?;
     let written_at = chrono::Utc::now();
     let Some(&at) = times.iter().find(|t| **t > written_at) else {
@@ -311,6 +316,8 @@ async fn mnt_5_sidecar_crash<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 
 /// MNT-6: a backup taken while the app writes verifies as a valid dataset.
 async fn mnt_6_consistent<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
+    s.seed_backup(&Dataset::realistic("before-writes", 3))
+        .await?;
     let at = s.schedule_in(SCHEDULE_LEAD);
     let pod = s.deploy(Knobs::schedule(&[at])).await?;
     let (id, writes) = s.write_until_backup(&pod, at, BACKUP_PATIENCE).await?;
@@ -324,7 +331,7 @@ async fn mnt_6_consistent<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 /// LIFE-1: the pod deleted → the new pod's init runs again and the data survives (PVC) or is
 /// restored (emptyDir).
 async fn life_1_recreate<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    let backup = Dataset::generated("backup", 4, 2048);
+    let backup = Dataset::realistic("backup", 3);
     s.seed_backup(&backup).await?;
     let first = s.deploy(Knobs::default()).await?;
     let extra = Dataset::generated("written-after-restore", 2, 700);

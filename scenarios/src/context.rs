@@ -16,7 +16,7 @@ use harness::runtime::Runtime;
 use harness::runtime::objects;
 use harness::runtime::timeline::Timeline;
 use harness::services::in_cluster;
-use harness::subject::{Subject, TemplateValues};
+use harness::subject::{Layout, Subject, TemplateValues};
 use serde_json::{Value, json};
 
 use crate::environment::Environment;
@@ -129,6 +129,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// The first maintenance container's name.
     pub fn maintenance_container(&self) -> &str {
         &self.subject().profile.containers.maintenance[0]
+    }
+
+    /// How the subject's dataset sits on the volume.
+    pub fn layout(&self) -> Layout {
+        self.subject().profile.data.layout
     }
 
     /// Whether the data lives on a claim (survives the pod) rather than an emptyDir.
@@ -482,7 +487,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             }
             Fault::CorruptVolume { mode } => {
                 let copy = self.read_volume().await?;
-                faults::corrupt_dataset(&copy.path().join("current"), mode).context(&step)?;
+                faults::corrupt_dataset(copy.path(), &self.subject().profile.data, mode)
+                    .context(&step)?;
                 self.write_volume(copy.path()).await.context(&step)
             }
             Fault::CorruptLatestBackup => self.store.corrupt_latest().await.context(&step),
@@ -520,11 +526,13 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                     .wait_for_timeline(
                         &self.ns,
                         &pod.name,
-                        move |t| t.runs(&name).last().is_some_and(|r| r.is_running()),
+                        // NB: started, whether or not it still runs: a restore that already
+                        // finished is a missed strike the caller retries.
+                        move |t| !t.runs(&name).is_empty(),
                         self.env.timeouts.ready,
                     )
                     .await
-                    .violation("waiting for the restore container to run")?;
+                    .violation("waiting for the restore container to start")?;
                 self.wait_restore_under_way().await?;
                 self.runtime()
                     .kill_container(&self.ns, &pod.name, &restore)
@@ -624,25 +632,40 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .context("counting the files on the data volume")
     }
 
-    /// Writes `dataset` as a valid dataset of generation `generation` onto the volume.
+    /// Writes `dataset` onto the volume as a valid dataset in the subject's layout (for
+    /// `phasepod`, with a manifest of generation `generation`).
     pub async fn write_volume_dataset(&self, dataset: &Dataset, generation: u64) -> Check {
         let dir = tempfile::tempdir().context("scratch directory")?;
-        harness::backups::write_dataset_dir(&dir.path().join("current"), dataset, generation)
-            .context("writing a dataset for the volume")?;
+        let data = &self.subject().profile.data;
+        let root = dir.path().join(&data.root);
+        match data.layout {
+            Layout::Phasepod => harness::backups::write_dataset_dir(&root, dataset, generation)
+                .context("writing a dataset for the volume")?,
+            Layout::Plain => dataset
+                .write_files(&root)
+                .context("writing a dataset for the volume")?,
+        }
         self.write_volume(dir.path()).await
     }
 
-    /// Every file on the volume's dataset with bytes and modification times (whole seconds:
-    /// the volume is read as a tar archive).
+    /// Every file under the dataset root on the volume with bytes and modification times (whole
+    /// seconds: the volume is read as a tar archive).
     pub async fn volume_snapshot(&self) -> Check<Snapshot> {
         let copy = self.read_volume().await?;
-        Snapshot::of(&copy.path().join("current")).context("reading the volume")
+        Snapshot::of(&copy.path().join(&self.subject().profile.data.root))
+            .context("reading the volume")
     }
 
-    /// After a killed restore: whatever is on the volume is not mistaken for a valid dataset.
+    /// After a killed restore: whatever is on the volume is not mistaken for a valid dataset. Only
+    /// a layout with an integrity marker can say "valid" of a volume; for a plain one, what the
+    /// next attempt makes of the leftovers is judged by what the app then serves.
     pub async fn expect_no_partial_dataset_looks_valid(&self, backup: &Dataset) -> Check {
+        let data = &self.subject().profile.data;
+        if !data.layout.has_integrity_marker() {
+            return Ok(());
+        }
         let copy = self.read_volume().await?;
-        let current = copy.path().join("current");
+        let current = copy.path().join(&data.root);
         if !current.exists() {
             return Ok(());
         }
@@ -847,18 +870,33 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         Ok(())
     }
 
-    /// The maintenance containers mount the data volume read-only.
+    /// Every maintenance mount of the data's storage is read-only: of the data volume, and of
+    /// any other volume backed by the same claim (judged by storage, not by volume name).
     pub fn expect_maintenance_mounts_data_read_only(&self) -> Check {
         let spec = self.pod_spec()?;
-        let volume = &self.subject().profile.data.volume;
+        let data = &self.subject().profile.data.volume;
+        let claim = self.subject().data_claim.as_deref();
+        let same_storage: Vec<&str> = spec["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| {
+                v["name"] == data.as_str()
+                    || claim.is_some_and(|c| v["persistentVolumeClaim"]["claimName"] == c)
+            })
+            .filter_map(|v| v["name"].as_str())
+            .collect();
         for name in &self.subject().profile.containers.maintenance {
             let container = find_container(&spec, name)
                 .ok_or_else(|| Failure::error(format!("no container `{name}` in the pod spec")))?;
             for mount in container["volumeMounts"].as_array().into_iter().flatten() {
-                if mount["name"] == volume.as_str() {
+                let volume = mount["name"].as_str().unwrap_or_default();
+                if same_storage.contains(&volume) {
                     ensure!(
                         mount["readOnly"] == true,
-                        "maintenance container `{name}` mounts the data volume `{volume}` read-write (set readOnly: true)"
+                        "maintenance container `{name}` mounts volume `{volume}` (the data's storage{}) read-write at {} (set readOnly: true)",
+                        claim.map(|c| format!(", claim {c}")).unwrap_or_default(),
+                        mount["mountPath"].as_str().unwrap_or("?")
                     );
                 }
             }

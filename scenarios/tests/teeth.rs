@@ -16,6 +16,7 @@ fn broken(name: &str) -> PathBuf {
 #[case::restore_not_in_init_containers("no-wait", "RUN-1")]
 #[case::credentials_given_to_the_app("creds-to-app", "SEC-1")]
 #[case::maintenance_mounts_data_read_write("maint-writable", "SEC-2")]
+#[case::maintenance_mounts_the_data_claim_twice("maint-claim-twice", "SEC-2")]
 #[case::restore_overwrites_a_valid_dataset("overwrite-valid", "INIT-2")]
 #[case::restore_overwrites_data_on_recreate("overwrite-valid", "LIFE-1")]
 #[case::restore_skips_verification("skip-verify", "INIT-5")]
