@@ -30,7 +30,9 @@ use std::path::PathBuf;
 
 pub use error::{Error, Result};
 pub use kind::{KIND_NETWORK, KIND_WAIT};
-pub use network::{INSPECT_FORMAT, NetworkFacts, host_address as docker_host_address, interface_ipv4};
+pub use network::{
+    INSPECT_FORMAT, NetworkFacts, host_address as docker_host_address, interface_ipv4,
+};
 pub use tools::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DOCKER_HINT, KIND_HINT, MINIKUBE_HINT, Tools,
     resolve_tool, tool_on_path,

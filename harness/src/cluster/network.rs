@@ -56,7 +56,10 @@ impl NetworkFacts {
             other => other,
         };
         let text_of = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        let configs = value["IPAM"]["Config"].as_array().cloned().unwrap_or_default();
+        let configs = value["IPAM"]["Config"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         Ok(NetworkFacts {
             name: text_of(&value["Name"]),
             id: text_of(&value["Id"]),
