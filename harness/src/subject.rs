@@ -52,6 +52,16 @@ pub enum Error {
         /// What the parser said, with line and column.
         message: String,
     },
+    /// A manifest the profile names is not a valid Kubernetes object (not YAML, an unknown field,
+    /// a wrong type); the message names the manifest file and the document.
+    #[error("{source} (in a manifest of subject {profile})")]
+    Manifest {
+        /// The profile naming the manifest.
+        profile: PathBuf,
+        /// What is wrong, naming the manifest file and the document.
+        #[source]
+        source: Box<crate::runtime::objects::Error>,
+    },
     /// A field has a value the harness cannot use.
     #[error("{path}: field `{field}`: {problem}")]
     Invalid {
@@ -302,6 +312,14 @@ impl Subject {
                     format!("cannot read {}: {source}", file.display()),
                 )
             })?;
+            // NB: strictly, as the runtimes will: a typo in a manifest is an input error now,
+            // naming the manifest, not a failure of every case later.
+            crate::runtime::objects::parse_manifests(&text, &file).map_err(|source| {
+                Error::Manifest {
+                    profile: path.to_owned(),
+                    source: Box::new(source),
+                }
+            })?;
             manifests.push((file, text));
         }
         let pod_spec = find_pod_spec(&manifests, &profile.workload)
@@ -542,6 +560,22 @@ mod tests {
         let message = Subject::load(&path).unwrap_err().to_string();
         assert!(message.contains("s.yaml"), "{message}");
         assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_field_in_a_manifest_is_an_error_naming_the_manifest_and_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = MANIFEST.replace(
+            "image: i}]\n  volumes",
+            "image: i, restartPolicyy: Always}]\n  volumes",
+        );
+        assert_ne!(manifest, MANIFEST);
+        write(dir.path(), "m.yaml", &manifest);
+        let path = write(dir.path(), "s.yaml", &profile(""));
+        let message = Subject::load(&path).unwrap_err().to_string();
+        assert!(message.contains("m.yaml: document 1 (Pod p)"), "{message}");
+        assert!(message.contains("restartPolicyy"), "{message}");
+        assert!(message.contains("s.yaml"), "{message}");
     }
 
     #[test]
