@@ -86,10 +86,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         for (path, text) in &case.subject.manifests {
             docs.extend(objects::read_documents(text, path).context("reading the manifests")?);
         }
-        env.runtime
-            .create_namespace(&ns)
-            .await
-            .context("creating the namespace")?;
+        // NB: the namespace exists already: the environment creates it, so that it can always
+        // remove it, whenever the case ends.
         if let (true, Some(addr)) = (env.store_via_service, store.local_addr()) {
             store = store.with_advertised_host(in_cluster::STORE_SERVICE);
             let docs = in_cluster::service_documents(in_cluster::STORE_SERVICE, addr);
@@ -933,6 +931,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// `text` with every credential of the scenario's store replaced by `<redacted>`.
     pub(crate) fn redact(&self, text: &str) -> String {
         redact(text, self.store.credentials().values())
+    }
+
+    /// The credentials of the scenario's store: what no report may show.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        self.store.credentials().into_values().collect()
     }
 
     /// Saves logs and the timeline of the scenario's pods, and what the runtime adds (events,
