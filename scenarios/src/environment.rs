@@ -24,7 +24,7 @@ use crate::outcome::Failure;
 use crate::runner::{Case, InputError, RunOptions, Services, result_of};
 use crate::stop::{StopReason, StopSwitch};
 
-/// How long the cleanup after a second signal may take before the program exits anyway.
+/// How long deleting the namespaces of unfinished cases may take after a second signal.
 const ABORT_BUDGET: Duration = Duration::from_secs(3);
 
 /// How long cases and their pods may take.

@@ -253,11 +253,7 @@ fn main() -> ExitCode {
                 services,
                 phasepod: None,
             };
-            let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-            let code = tokio.block_on(scenarios::runner::run_cli(options, dry_run));
-            // NB: a pod task still draining a log must not hold the exit up.
-            tokio.shutdown_timeout(Duration::from_secs(1));
-            code
+            scenarios::runner::run_cli(options, dry_run)
         }
     }
 }

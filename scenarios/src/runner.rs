@@ -506,12 +506,12 @@ fn none_started(cases: &[Case], repeat: u32, reason: &StopReason) -> Vec<Scenari
 }
 
 /// Runs every case of `options` on the runtime it names. `signals`, when given, learns how to
-/// stop everything at once on a second signal, and to remove `run_dir` then.
+/// stop everything at once on a second signal.
 async fn run_cases(
     options: &RunOptions,
     cases: Vec<Case>,
     stop: &StopSwitch,
-    signals: Option<(&Signals, &Path)>,
+    signals: Option<&Signals>,
 ) -> Result<Finished, InputError> {
     let control = Control::new(options, &cases, stop.clone());
     if options.runtime == RuntimeKind::Local {
@@ -525,8 +525,8 @@ async fn run_cases(
                 });
             }
         };
-        if let Some((signals, run_dir)) = signals {
-            signals.on_abort(abort_hook(env.clone(), run_dir));
+        if let Some(signals) = signals {
+            signals.on_abort(abort_hook(env.clone()));
         }
         let results = execute(env.clone(), cases, &control).await;
         env.shutdown().await;
@@ -547,8 +547,8 @@ async fn run_cases(
             });
         }
     };
-    if let Some((signals, run_dir)) = signals {
-        signals.on_abort(abort_hook(cluster.env.clone(), run_dir));
+    if let Some(signals) = signals {
+        signals.on_abort(abort_hook(cluster.env.clone()));
     }
     let mut results = execute(cluster.env.clone(), cases, &control).await;
     let runtime = cluster.env.runtime_name();
@@ -572,18 +572,14 @@ async fn run_cases(
     })
 }
 
-/// What a second signal does: stop `env` at once, and remove the run's directory unless a
-/// failed case's namespace is kept in it.
-fn abort_hook<R: Runtime + 'static>(env: Arc<Environment<R>>, run_dir: &Path) -> AbortHook {
-    let run_dir = run_dir.to_owned();
+/// What a second signal does: stop `env` at once; the run's files may go unless a failed case's
+/// namespace is kept among them.
+fn abort_hook<R: Runtime + 'static>(env: Arc<Environment<R>>) -> AbortHook {
     Box::new(move || {
         let env = env.clone();
-        let run_dir = run_dir.clone();
         Box::pin(async move {
             env.abort().await;
-            if env.kept().is_empty() {
-                let _ = std::fs::remove_dir_all(&run_dir);
-            }
+            env.kept().is_empty()
         })
     })
 }
@@ -658,8 +654,22 @@ fn print_plan(options: &RunOptions, cases: &[Case]) {
 
 /// The `phasecheck run` command: check every input, run (or, with `dry_run`, print the plan),
 /// report; returns the process exit code (0 passed, 1 failed, 2 bad input, 128 + N stopped by
-/// signal N).
-pub async fn run_cli(options: RunOptions, dry_run: bool) -> ExitCode {
+/// signal N). Runs its own tokio runtime.
+pub fn run_cli(options: RunOptions, dry_run: bool) -> ExitCode {
+    let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    let (code, run_dir) = tokio.block_on(run_cli_on(options, dry_run));
+    // NB: tasks still under way (a run given up on a second signal) stop with the runtime, so
+    // none writes into the run's directory once it is removed.
+    tokio.shutdown_timeout(Duration::from_secs(2));
+    if let Some(run_dir) = run_dir {
+        run_dir.remove();
+    }
+    code
+}
+
+/// [`run_cli`] inside the runtime; also returns the run directory to remove once every task has
+/// stopped (`None`: none was made, or it holds a kept namespace).
+async fn run_cli_on(options: RunOptions, dry_run: bool) -> (ExitCode, Option<RunDir>) {
     let started_at = Utc::now();
     let started = Instant::now();
     let stop = StopSwitch::new();
@@ -667,7 +677,7 @@ pub async fn run_cli(options: RunOptions, dry_run: bool) -> ExitCode {
         Ok(signals) => signals,
         Err(e) => {
             note!("phasecheck: error: cannot handle SIGINT, SIGTERM and SIGHUP: {e}");
-            return ExitCode::from(2);
+            return (ExitCode::from(2), None);
         }
     };
     let cases = match plan(&options).and_then(|cases| {
@@ -677,12 +687,12 @@ pub async fn run_cli(options: RunOptions, dry_run: bool) -> ExitCode {
         Ok(cases) => cases,
         Err(e) => {
             note!("phasecheck: error: {e}");
-            return ExitCode::from(2);
+            return (ExitCode::from(2), None);
         }
     };
     if dry_run {
         print_plan(&options, &cases);
-        return ExitCode::SUCCESS;
+        return (ExitCode::SUCCESS, None);
     }
     let run_dir = match RunDir::create() {
         Ok(dir) => dir,
@@ -691,22 +701,33 @@ pub async fn run_cli(options: RunOptions, dry_run: bool) -> ExitCode {
                 "phasecheck: error: cannot make the run's directory under {} (TMPDIR): {e}",
                 std::env::temp_dir().display()
             );
-            return ExitCode::from(2);
+            return (ExitCode::from(2), None);
         }
     };
-    let finished = run_cases(&options, cases, &stop, Some((&signals, run_dir.path()))).await;
+    let finished = tokio::select! {
+        finished = run_cases(&options, cases, &stop, Some(&signals)) => finished,
+        aborted = signals.aborted() => {
+            let code = ExitCode::from(aborted.signal.exit_code());
+            return (code, aborted.remove_files.then_some(run_dir));
+        }
+    };
     let finished = match finished {
         Ok(finished) => finished,
         Err(e) => {
-            run_dir.remove();
             note!("phasecheck: error: {e}");
-            return ExitCode::from(2);
+            return (ExitCode::from(2), Some(run_dir));
         }
     };
     let kept = finished.kept.clone();
-    if kept.is_empty() {
-        run_dir.remove();
-    }
+    let run_dir = if kept.is_empty() {
+        Some(run_dir)
+    } else {
+        note!(
+            "phasecheck: the kept namespaces' files stay under {}; `phasecheck clean` removes them",
+            run_dir.path().display()
+        );
+        None
+    };
     let report = report_of(&options, started_at, started, finished, stop.reason());
     say!("");
     term::out_text(&report.summary(term::colour(Stream::Stdout)));
@@ -717,10 +738,10 @@ pub async fn run_cli(options: RunOptions, dry_run: bool) -> ExitCode {
         Ok((json, junit)) => say!("reports: {} and {}", json.display(), junit.display()),
         Err(e) => {
             note!("phasecheck: error: {e}");
-            return ExitCode::from(2);
+            return (ExitCode::from(2), run_dir);
         }
     }
-    match stop.reason() {
+    let code = match stop.reason() {
         Some(StopReason::Signal(signal)) => {
             note!(
                 "phasecheck: stopped by {}; the report holds what finished",
@@ -730,7 +751,8 @@ pub async fn run_cli(options: RunOptions, dry_run: bool) -> ExitCode {
         }
         _ if report.all_passed() => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
-    }
+    };
+    (code, run_dir)
 }
 
 /// Convenience for tests: runs `options` and returns the report without writing files.

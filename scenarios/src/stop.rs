@@ -3,14 +3,16 @@
 //! A [`StopSwitch`] is flipped once, by whichever comes first; cases under way are cancelled
 //! (their namespaces removed, their outcome `interrupted`), cases not yet started are reported
 //! `interrupted` without running, and the run still writes its reports. [`Signals::install`]
-//! handles the three signals the same way: the first flips the switch, a second one runs the
-//! registered [`Signals::on_abort`] hook (kill every process now, best effort) and exits at once
-//! with `128 + signal`.
+//! handles the three signals the same way: the first flips the switch; a second one runs the
+//! registered [`Signals::on_abort`] hook (kill every process now, best effort) and resolves
+//! [`Signals::aborted`], on which the run gives up at once (no report); should that take more
+//! than [`ABORT_DEADLINE`], the process exits anyway with `128 + signal`.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -123,18 +125,32 @@ impl StopSwitch {
     }
 }
 
-/// What a second signal runs before the process exits: stops everything at once.
-pub type AbortHook = Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+/// What a second signal runs before the run gives up: stops everything at once; resolves to
+/// whether the run's files may go (false when a failed case's namespace is kept among them).
+pub type AbortHook = Box<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// How long after a second signal the process exits, whatever is still under way.
+pub const ABORT_DEADLINE: Duration = Duration::from_secs(8);
+
+/// How a second signal ended the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Aborted {
+    /// The signal.
+    pub signal: StopSignal,
+    /// Whether the run's files may be removed (nothing kept for inspection).
+    pub remove_files: bool,
+}
 
 /// The handlers of SIGINT, SIGTERM and SIGHUP for one run.
 pub struct Signals {
     abort: Arc<Mutex<Option<AbortHook>>>,
+    aborted: watch::Sender<Option<Aborted>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Signals {
     /// Handles the three signals from now on (inside a tokio runtime): the first flips `switch`,
-    /// the second runs the abort hook and exits with `128 + signal`.
+    /// the second runs the abort hook and resolves [`Signals::aborted`].
     pub fn install(switch: StopSwitch) -> std::io::Result<Signals> {
         let mut streams = Vec::new();
         for which in StopSignal::ALL {
@@ -142,6 +158,8 @@ impl Signals {
         }
         let abort: Arc<Mutex<Option<AbortHook>>> = Arc::default();
         let hook = abort.clone();
+        let aborted = watch::channel(None).0;
+        let tell = aborted.clone();
         let task = tokio::spawn(async move {
             let mut received = 0;
             loop {
@@ -166,14 +184,39 @@ impl Signals {
                     "phasecheck: {} again: exiting now after a best-effort cleanup; `phasecheck clean` removes what is left",
                     which.name()
                 );
+                let code = i32::from(which.exit_code());
+                // NB: a deadline, not a wait: whatever hangs, the process is gone by then.
+                std::thread::spawn(move || {
+                    std::thread::sleep(ABORT_DEADLINE);
+                    std::process::exit(code);
+                });
                 let abort = hook.lock().expect("not poisoned").take();
-                if let Some(abort) = abort {
-                    abort().await;
-                }
-                std::process::exit(i32::from(which.exit_code()));
+                let remove_files = match abort {
+                    Some(abort) => abort().await,
+                    None => true,
+                };
+                tell.send_replace(Some(Aborted {
+                    signal: which,
+                    remove_files,
+                }));
+                return;
             }
         });
-        Ok(Signals { abort, task })
+        Ok(Signals {
+            abort,
+            aborted,
+            task,
+        })
+    }
+
+    /// Resolves once a second signal has stopped everything: the run must give up now.
+    pub async fn aborted(&self) -> Aborted {
+        let mut rx = self.aborted.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(aborted) => aborted.expect("waited for Some"),
+            // NB: the sender lives in `self`, so the channel cannot close while we wait.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// Sets what a second signal runs before exiting (replacing any earlier hook).
