@@ -204,7 +204,11 @@ fn start_time(pid: i32) -> Option<u64> {
 /// SIGKILLs the process group of every process whose working directory or environment points
 /// into `dir`; returns how many groups.
 fn kill_processes_in(dir: &Path) -> usize {
-    let needle = dir.to_string_lossy().into_owned();
+    let exact = dir.to_string_lossy().into_owned();
+    let inside = format!("{exact}/");
+    // NB: `…/phasecheck-run-ab` must not match `…/phasecheck-run-abc`.
+    let points_in =
+        |value: &str| value.ends_with(exact.as_str()) || value.contains(inside.as_str());
     let mut groups = std::collections::BTreeSet::new();
     let me = std::process::id() as i32;
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -216,8 +220,10 @@ fn kill_processes_in(dir: &Path) -> usize {
         }
         let in_dir = std::fs::read_link(entry.path().join("cwd"))
             .is_ok_and(|cwd| cwd.starts_with(dir))
-            || std::fs::read(entry.path().join("environ"))
-                .is_ok_and(|env| String::from_utf8_lossy(&env).contains(needle.as_str()));
+            || std::fs::read(entry.path().join("environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|var| points_in(&String::from_utf8_lossy(var)))
+            });
         if in_dir && let Ok(pgid) = getpgid(Some(Pid::from_raw(pid))) {
             groups.insert(pgid.as_raw());
         }
