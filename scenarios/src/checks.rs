@@ -24,6 +24,17 @@ const OUTAGE_PAST_SCHEDULE: Duration = Duration::from_secs(3);
 /// How far ahead schedules are set: time for the pod to start, even on a loaded machine.
 const SCHEDULE_LEAD: Duration = Duration::from_secs(6);
 
+impl<R: Runtime> Scenario<'_, R> {
+    /// A backup every 6 s for a minute from [`SCHEDULE_LEAD`] on, for scenarios that need one
+    /// backup after a step whose length a loaded machine decides (a large restore, writes).
+    fn backup_series(&self) -> Vec<chrono::DateTime<chrono::Utc>> {
+        let first = self.schedule_in(SCHEDULE_LEAD);
+        (0..10)
+            .map(|k| first + chrono::Duration::seconds(6 * k))
+            .collect()
+    }
+}
+
 /// Runs the scenario of `check`: every [`CheckId`] has exactly one, so the catalog cannot name a
 /// requirement no scenario implements.
 pub async fn run<R: Runtime>(check: CheckId, s: &mut Scenario<'_, R>) -> Check {
@@ -220,12 +231,7 @@ async fn mnt_1_on_schedule<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 
 /// MNT-2: write through the app → scheduled backup → wipe → recreate → the same data is served.
 async fn mnt_2_round_trip<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    let first = s.schedule_in(SCHEDULE_LEAD);
-    let times = [
-        first,
-        first + chrono::Duration::seconds(6),
-        first + chrono::Duration::seconds(12),
-    ];
+    let times = s.backup_series();
     let pod = s.deploy(Knobs::schedule(&times)).await?;
     let written = Dataset::realistic("written-through-app", 3);
     s.write_through_app(&pod, &written).await?;
@@ -318,8 +324,18 @@ async fn mnt_5_sidecar_crash<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 async fn mnt_6_consistent<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     s.seed_backup(&Dataset::realistic("before-writes", 3))
         .await?;
-    let at = s.schedule_in(SCHEDULE_LEAD);
-    let pod = s.deploy(Knobs::schedule(&[at])).await?;
+    let times = s.backup_series();
+    let pod = s.deploy(Knobs::schedule(&times)).await?;
+    // NB: the first scheduled backup after the writes begin, however long the restore took.
+    let Some(&at) = times
+        .iter()
+        .find(|t| **t > chrono::Utc::now() + chrono::Duration::seconds(1))
+    else {
+        fail!(
+            "the pod took until {}, past every scheduled backup",
+            chrono::Utc::now()
+        );
+    };
     let (id, writes) = s.write_until_backup(&pod, at, BACKUP_PATIENCE).await?;
     ensure!(
         writes > 1,

@@ -1,43 +1,84 @@
-//! `phasecheck clean`: removes what killed runs left behind on a cluster and in Docker — the
-//! namespaces labelled `app.kubernetes.io/managed-by=phasecheck` and the store containers with
-//! that label. Creates nothing: a cluster that is not there has nothing to clean.
+//! `phasecheck clean`: removes what killed runs left behind — on this host, the run directories
+//! (`$TMPDIR/phasecheck-run-*`, see [`crate::workdir`]) and local runtime directories
+//! (`$TMPDIR/phasecheck-local-*`) of runs that are gone, and the processes still working in
+//! them; in Docker, the store containers labelled `app.kubernetes.io/managed-by=phasecheck`;
+//! on a cluster, the namespaces with that label. Creates nothing: a cluster that is not there has
+//! nothing to clean.
+//!
+//! Such a directory belongs to the run whose process id and start time its [`OWNER_FILE`] names
+//! ([`claim_dir`]); it is removed only when that process is gone.
+//! Directories without that file (a runtime a test built, or an older phasecheck) are left alone
+//! and listed. The processes removed are those whose working directory or environment points
+//! into a removed directory; each is killed with its process group (a container's processes).
 //!
 //! Do not run it while a run uses the same cluster: it cannot tell that run's namespaces apart.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use harness::runtime::kube::{KubeRuntime, MANAGED_BY};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::{Pid, getpgid};
 
 use crate::cluster::{CLUSTER_NAME, CONTEXT_ENV};
+use crate::note;
 use crate::runner::RuntimeKind;
 
-/// Cleans up after phasecheck on `runtime`'s cluster and in the local Docker daemon; returns the
-/// exit code (0 clean, 1 something could not be removed, 2 the cluster cannot be reached).
-pub async fn run(runtime: RuntimeKind) -> ExitCode {
-    let mut failed = false;
-    if runtime != RuntimeKind::Local {
-        let context = match runtime {
-            RuntimeKind::Kind => Some(format!("kind-{CLUSTER_NAME}")),
+/// The file in a run's or a local runtime's directory naming the process that owns it: `<pid> <start time>`
+/// (the start time in clock ticks since boot, as in `/proc/<pid>/stat`).
+pub const OWNER_FILE: &str = "phasecheck-run.owner";
+
+/// The prefix of the local runtime's temporary directories.
+pub const LOCAL_PREFIX: &str = "phasecheck-local-";
+
+/// Marks `root` (a run's or a local runtime's directory) as this process's, for [`run`] to tell
+/// a live run's directory from a dead one's.
+pub fn claim_dir(root: &Path) -> std::io::Result<()> {
+    let pid = std::process::id();
+    let start = start_time(pid as i32).unwrap_or(0);
+    std::fs::write(root.join(OWNER_FILE), format!("{pid} {start}\n"))
+}
+
+/// Cleans up after phasecheck; returns the exit code: 0 clean, 1 something could not be
+/// removed, 2 the cluster `runtime` names explicitly cannot be reached (what can be reached is
+/// cleaned anyway). Without `runtime`, the kind cluster is cleaned when it is reachable and
+/// skipped with a note when not.
+pub async fn run(runtime: Option<RuntimeKind>) -> ExitCode {
+    let mut failed = !clean_local();
+    failed |= !clean_containers().await;
+    let mut unreachable = false;
+    let cluster = match runtime {
+        Some(RuntimeKind::Local) => None,
+        Some(kind) => Some((kind, true)),
+        None => Some((RuntimeKind::Kind, false)),
+    };
+    if let Some((kind, required)) = cluster {
+        let context = match kind {
+            RuntimeKind::Kind | RuntimeKind::Local => Some(format!("kind-{CLUSTER_NAME}")),
             RuntimeKind::Minikube => Some(CLUSTER_NAME.to_owned()),
-            _ => std::env::var(CONTEXT_ENV).ok().filter(|c| !c.is_empty()),
+            RuntimeKind::Existing => std::env::var(CONTEXT_ENV).ok().filter(|c| !c.is_empty()),
         };
-        let kube = match KubeRuntime::from_kubeconfig(context.as_deref()).await {
-            Ok(kube) => kube,
-            Err(e) => {
-                eprintln!("phasecheck: error: clean: {e}");
-                return ExitCode::from(2);
-            }
+        let reached = match KubeRuntime::from_kubeconfig(context.as_deref()).await {
+            Ok(kube) => clean_namespaces(&kube).await,
+            Err(e) => Err(e),
         };
-        match clean_namespaces(&kube).await {
+        match reached {
             Ok(ok) => failed |= !ok,
-            Err(e) => {
-                eprintln!("phasecheck: error: clean: {e}");
-                return ExitCode::from(2);
+            Err(e) if required => {
+                note!(
+                    "phasecheck: error: clean: cannot reach the {} cluster: {e}",
+                    kind.as_str()
+                );
+                unreachable = true;
             }
+            Err(e) => note!(
+                "phasecheck: clean: the kind cluster is not reachable ({e}); nothing cleaned there (`--runtime minikube|existing` names another cluster)"
+            ),
         }
     }
-    failed |= !clean_containers().await;
-    if failed {
+    if unreachable {
+        ExitCode::from(2)
+    } else if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -47,7 +88,7 @@ pub async fn run(runtime: RuntimeKind) -> ExitCode {
 /// Deletes every managed namespace; `Ok(false)` when one could not be deleted.
 pub async fn clean_namespaces(kube: &KubeRuntime) -> Result<bool, harness::runtime::kube::Error> {
     let namespaces = kube.managed_namespaces().await?;
-    eprintln!(
+    note!(
         "phasecheck: {} namespace(s) labelled {}={}",
         namespaces.len(),
         MANAGED_BY.0,
@@ -56,14 +97,144 @@ pub async fn clean_namespaces(kube: &KubeRuntime) -> Result<bool, harness::runti
     let mut all = true;
     for ns in namespaces {
         match kube.delete_namespace(&ns).await {
-            Ok(()) => eprintln!("phasecheck: deleted namespace {ns}"),
+            Ok(()) => note!("phasecheck: deleted namespace {ns}"),
             Err(e) => {
-                eprintln!("phasecheck: error: {e}");
+                note!("phasecheck: error: {e}");
                 all = false;
             }
         }
     }
     Ok(all)
+}
+
+/// Removes the run and local runtime directories of runs that are gone, and the processes
+/// working in them; `false` when one could not be removed.
+fn clean_local() -> bool {
+    let tmp = std::env::temp_dir();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&tmp)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(LOCAL_PREFIX) || name.starts_with(crate::workdir::RUN_PREFIX)
+        })
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    let (mut dead, mut live, mut unowned) = (Vec::new(), 0, Vec::new());
+    for dir in dirs {
+        match owner(&dir) {
+            Some(owner) if owner.alive() => live += 1,
+            Some(_) => dead.push(dir),
+            None => unowned.push(dir),
+        }
+    }
+    note!(
+        "phasecheck: {} director(y/ies) of runs that are gone under {}{}",
+        dead.len(),
+        tmp.display(),
+        if live > 0 {
+            format!(" ({live} of running runs left alone)")
+        } else {
+            String::new()
+        }
+    );
+    for dir in &unowned {
+        note!(
+            "phasecheck: left alone (no {OWNER_FILE}: not made by `phasecheck run`, or by an older one): {}",
+            dir.display()
+        );
+    }
+    let mut all = true;
+    for dir in dead {
+        let killed = kill_processes_in(&dir);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => note!(
+                "phasecheck: removed {}{}",
+                dir.display(),
+                if killed > 0 {
+                    format!(" and killed {killed} process group(s) working in it")
+                } else {
+                    String::new()
+                }
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                note!("phasecheck: error: removing {}: {e}", dir.display());
+                all = false;
+            }
+        }
+    }
+    all
+}
+
+/// The run a local runtime directory belongs to.
+#[derive(Debug, PartialEq, Eq)]
+struct Owner {
+    pid: i32,
+    start: u64,
+}
+
+impl Owner {
+    /// Whether that process still runs (the same one: a recycled pid starts at another time).
+    fn alive(&self) -> bool {
+        start_time(self.pid).is_some_and(|start| start == self.start || self.start == 0)
+    }
+}
+
+fn owner(dir: &Path) -> Option<Owner> {
+    let text = std::fs::read_to_string(dir.join(OWNER_FILE)).ok()?;
+    let mut words = text.split_whitespace();
+    Some(Owner {
+        pid: words.next()?.parse().ok()?,
+        start: words.next()?.parse().ok()?,
+    })
+}
+
+/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat`, field 22).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // NB: the command name (field 2) may hold spaces and parentheses; fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// SIGKILLs the process group of every process whose working directory or environment points
+/// into `dir`; returns how many groups.
+fn kill_processes_in(dir: &Path) -> usize {
+    let exact = dir.to_string_lossy().into_owned();
+    let inside = format!("{exact}/");
+    // NB: `…/phasecheck-run-ab` must not match `…/phasecheck-run-abc`.
+    let points_in =
+        |value: &str| value.ends_with(exact.as_str()) || value.contains(inside.as_str());
+    let mut groups = std::collections::BTreeSet::new();
+    let me = std::process::id() as i32;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let in_dir = std::fs::read_link(entry.path().join("cwd"))
+            .is_ok_and(|cwd| cwd.starts_with(dir))
+            || std::fs::read(entry.path().join("environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|var| points_in(&String::from_utf8_lossy(var)))
+            });
+        if in_dir && let Ok(pgid) = getpgid(Some(Pid::from_raw(pid))) {
+            groups.insert(pgid.as_raw());
+        }
+    }
+    let own = getpgid(None).map(|p| p.as_raw()).unwrap_or(0);
+    // NB: never our own group, nor init's.
+    groups.retain(|pgid| *pgid > 1 && *pgid != own);
+    for pgid in &groups {
+        let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
+    }
+    groups.len()
 }
 
 /// Removes store containers labelled as phasecheck's; `false` when Docker refused. No Docker is
@@ -80,9 +251,16 @@ async fn clean_containers() -> bool {
             .split_whitespace()
             .map(str::to_owned)
             .collect(),
-        _ => return true,
+        Ok(_) => {
+            note!("phasecheck: clean: no Docker daemon answers; no store container to clean");
+            return true;
+        }
+        Err(_) => {
+            note!("phasecheck: clean: no `docker` program; no store container to clean");
+            return true;
+        }
     };
-    eprintln!(
+    note!(
         "phasecheck: {} store container(s) labelled {filter}",
         ids.len()
     );
@@ -98,15 +276,34 @@ async fn clean_containers() -> bool {
     match removed {
         Ok(out) if out.status.success() => true,
         Ok(out) => {
-            eprintln!(
+            note!(
                 "phasecheck: error: docker rm: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             );
             false
         }
         Err(e) => {
-            eprintln!("phasecheck: error: docker rm: {e}");
+            note!("phasecheck: error: docker rm: {e}");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_owns_what_it_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        claim_dir(dir.path()).unwrap();
+        let me = owner(dir.path()).unwrap();
+        assert_eq!(me.pid, std::process::id() as i32);
+        assert!(me.alive());
+        let recycled = Owner {
+            pid: me.pid,
+            start: me.start + 1,
+        };
+        assert!(!recycled.alive(), "another start time is another process");
     }
 }

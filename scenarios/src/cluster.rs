@@ -11,6 +11,7 @@ use harness::runtime::kube::KubeRuntime;
 use harness::subject::ImageSource;
 
 use crate::environment::{Environment, Timeouts};
+use crate::note;
 use crate::runner::{Case, InputError, RunOptions, RuntimeKind, Services};
 
 /// The kind cluster or minikube profile phasecheck creates and reuses.
@@ -37,7 +38,7 @@ impl ClusterRun {
     /// available to it, and connects. A cluster created here is deleted again when a later
     /// step fails.
     pub async fn start(options: &RunOptions, cases: &[Case]) -> Result<Self, InputError> {
-        let progress = |line: &str| eprintln!("phasecheck: {line}");
+        let progress = |line: &str| note!("phasecheck: {line}");
         let cluster = Cluster::provision(provider(options.runtime), Tools::default(), progress)
             .await
             .map_err(|e| InputError::Runtime(format!("--runtime {}: {e}", name(options))))?;
@@ -48,7 +49,7 @@ impl ClusterRun {
             }),
             Err(e) => {
                 if let Err(cleanup) = cluster.teardown(keep_cluster()).await {
-                    eprintln!("phasecheck: error: {cleanup}");
+                    note!("phasecheck: error: {cleanup}");
                 }
                 Err(e)
             }

@@ -1,11 +1,14 @@
 //! What every case of one run shares: the runtime with every subject's images mapped, and the
-//! per-case life cycle (namespace, timeout, artefacts, cleanup).
+//! per-case life cycle (namespace, timeout, cancellation, timeline, artefacts, cleanup).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use harness::report::{Outcome, ScenarioResult};
 use harness::runtime::Runtime;
 use harness::runtime::local::{ImageMap, LocalRuntime};
@@ -15,10 +18,15 @@ use harness::subject::ImageSource;
 
 use crate::catalog::Need;
 use crate::checks;
-use crate::context::Scenario;
+use crate::context::{Scenario, redact};
+use crate::note;
 use crate::outcome::{Failure, Kind};
 use crate::runner::{Case, InputError, RunOptions, Services, result_of};
+use crate::stop::{StopReason, StopSwitch};
 use harness::subject::FormatName;
+
+/// How long deleting the namespaces of unfinished cases may take after a second signal.
+const ABORT_BUDGET: Duration = Duration::from_secs(3);
 
 /// How long cases and their pods may take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +71,12 @@ pub struct Environment<R> {
     pub(crate) containers: Option<ContainerSettings>,
     /// How long cases and pods may take.
     pub(crate) timeouts: Timeouts,
+    /// `--timeout`: the case timeout whatever the runtime's default.
+    case_timeout: Option<Duration>,
     /// Namespaces of cases under way: what an interrupted run must still remove.
-    live: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    live: Mutex<std::collections::BTreeSet<String>>,
+    /// Where failed cases' namespaces were kept.
+    kept: Mutex<Vec<String>>,
 }
 
 impl<R: Runtime> Environment<R> {
@@ -87,8 +99,13 @@ impl<R: Runtime> Environment<R> {
                 Services::Container(settings) => Some(settings.clone()),
                 _ => None,
             },
-            timeouts: Timeouts::LOCAL,
+            timeouts: Timeouts {
+                case: options.timeout.unwrap_or(Timeouts::LOCAL.case),
+                ..Timeouts::LOCAL
+            },
+            case_timeout: options.timeout,
             live: Default::default(),
+            kept: Default::default(),
         }
     }
 
@@ -99,9 +116,12 @@ impl<R: Runtime> Environment<R> {
         self
     }
 
-    /// Cases and pods may take this long.
+    /// Cases and pods may take this long (a `--timeout` still wins for cases).
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = timeouts;
+        self.timeouts = Timeouts {
+            case: self.case_timeout.unwrap_or(timeouts.case),
+            ..timeouts
+        };
         self
     }
 
@@ -138,6 +158,11 @@ impl<R: Runtime> Environment<R> {
         self.runtime_name
     }
 
+    /// Where failed cases' namespaces were kept (`--keep-on-failure`), one line each.
+    pub fn kept(&self) -> Vec<String> {
+        self.kept.lock().expect("not poisoned").clone()
+    }
+
     /// Stops every pod and process of the run.
     ///
     /// Namespaces of cases that never finished (an interrupted run) are deleted first, so a
@@ -148,15 +173,55 @@ impl<R: Runtime> Environment<R> {
             .collect();
         for ns in left {
             if let Err(e) = self.runtime.delete_namespace(&ns).await {
-                eprintln!("phasecheck: error: deleting namespace {ns} of an unfinished case: {e}");
+                note!("phasecheck: error: deleting namespace {ns} of an unfinished case: {e}");
             }
         }
         self.runtime.shutdown().await;
     }
 
+    /// Stops everything at once, best effort, for a program about to exit (a second signal):
+    /// the runtime's processes are killed and its files removed synchronously, then the
+    /// namespaces of unfinished cases are deleted for at most a few seconds.
+    pub async fn abort(&self) {
+        self.runtime.abort();
+        let left: Vec<String> = self
+            .live
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .cloned()
+            .collect();
+        let deletes = left.iter().map(|ns| self.runtime.delete_namespace(ns));
+        let _ = tokio::time::timeout(ABORT_BUDGET, futures::future::join_all(deletes)).await;
+    }
+
     /// Runs one case in its own namespace and cleans up after it.
     pub async fn run_case(&self, case: &Case) -> ScenarioResult {
+        self.run_case_with(case, 1, &StopSwitch::new()).await
+    }
+
+    /// Runs one case (its `iteration`-th run) in its own namespace and cleans up after it; a
+    /// flipped `stop` cancels it (outcome `interrupted`), its namespace still removed.
+    pub async fn run_case_with(
+        &self,
+        case: &Case,
+        iteration: u32,
+        stop: &StopSwitch,
+    ) -> ScenarioResult {
         let started = Instant::now();
+        let started_at = Utc::now();
+        let mut result = self.run_case_at(case, stop, started).await;
+        result.iteration = iteration;
+        result.started_at = Some(started_at);
+        result
+    }
+
+    async fn run_case_at(
+        &self,
+        case: &Case,
+        stop: &StopSwitch,
+        started: Instant,
+    ) -> ScenarioResult {
         if !self.native_sidecars && case.subject.native_sidecar {
             return result_of(
                 case,
@@ -182,9 +247,24 @@ impl<R: Runtime> Environment<R> {
         }
         let ns = namespace_for(case);
         self.live.lock().expect("not poisoned").insert(ns.clone());
-        let mut result = self.run_case_in(case, &ns, started).await;
+        if let Err(e) = self.runtime.create_namespace(&ns).await {
+            self.live.lock().expect("not poisoned").remove(&ns);
+            let mut result = result_of(
+                case,
+                Outcome::Error,
+                started.elapsed(),
+                format!("creating the namespace {ns}: {e}"),
+            );
+            result.namespace = Some(ns);
+            return result;
+        }
+        let mut result = self.run_case_in(case, &ns, stop, started).await;
         self.live.lock().expect("not poisoned").remove(&ns);
-        if !self.strict && !case.subject.claims(case.requirement.id) {
+        result.namespace = Some(ns);
+        if !self.strict
+            && !case.subject.claims(case.requirement.id)
+            && result.outcome != Outcome::Interrupted
+        {
             result.would_have_been = Some(result.outcome);
             result.outcome = Outcome::NotClaimed;
         }
@@ -218,56 +298,150 @@ impl<R: Runtime> Environment<R> {
         Some(format!("missing on this machine: {}", list.join(", ")))
     }
 
-    async fn run_case_in(&self, case: &Case, ns: &str, started: Instant) -> ScenarioResult {
+    async fn run_case_in(
+        &self,
+        case: &Case,
+        ns: &str,
+        stop: &StopSwitch,
+        started: Instant,
+    ) -> ScenarioResult {
         let ns = ns.to_owned();
+        let secrets: Mutex<Vec<String>> = Mutex::default();
         let body = async {
             let mut scenario = match Scenario::open(self, case, ns.clone()).await {
                 Ok(scenario) => scenario,
-                Err(failure) => return (Err(failure), None),
+                Err(failure) => return (Err(failure), None, false),
             };
+            *secrets.lock().expect("not poisoned") = scenario.secrets();
             let result = checks::run(case.requirement.check, &mut scenario).await;
-            if result.is_err() {
+            let saved = result.is_err();
+            if saved {
                 scenario.save_artefacts().await;
             }
             // NB: reports outlive the run; no credential may reach them.
             let result = result.map_err(|f| f.map_message(|m| scenario.redact(&m)));
-            (result, Some(scenario.into_store()))
+            (result, Some(Box::new(scenario.into_store())), saved)
         };
         let limit = self.timeouts.case;
-        let (result, store) = match tokio::time::timeout(limit, body).await {
-            Ok(done) => done,
-            Err(_) => (
-                Err(Failure::error(format!("did not finish within {limit:?}"))),
+        let ended = tokio::select! {
+            (result, store, saved) = body => Ended::Done(result, store, saved),
+            () = tokio::time::sleep(limit) => Ended::TimedOut(limit),
+            reason = stop.stopped() => Ended::Stopped(reason),
+        };
+        let secrets = std::mem::take(&mut *secrets.lock().expect("not poisoned"));
+        let timeline = redact(&self.case_timeline(&ns).await, &secrets);
+        let (outcome, mut message, store, saved) = match ended {
+            Ended::Done(Ok(()), store, _) => (Outcome::Passed, String::new(), store, false),
+            Ended::Done(Err(Failure { kind, message }), store, saved) => {
+                let outcome = match kind {
+                    Kind::Violation => Outcome::Failed,
+                    Kind::Error => Outcome::Error,
+                };
+                (outcome, message, store, saved)
+            }
+            Ended::TimedOut(limit) => (
+                Outcome::Error,
+                format!("did not finish within {limit:?} (the case timeout; --timeout changes it)"),
                 None,
+                false,
+            ),
+            Ended::Stopped(reason) => (
+                Outcome::Interrupted,
+                format!(
+                    "{} after {:.1}s",
+                    match &reason {
+                        StopReason::Signal(signal) => format!("interrupted by {}", signal.name()),
+                        StopReason::FailFast(_) => format!("cancelled ({reason})"),
+                    },
+                    started.elapsed().as_secs_f64()
+                ),
+                None,
+                false,
             ),
         };
-        let (outcome, mut message) = match result {
-            Ok(()) => (Outcome::Passed, String::new()),
-            Err(Failure {
-                kind: Kind::Violation,
-                message,
-            }) => (Outcome::Failed, message),
-            Err(Failure {
-                kind: Kind::Error,
-                message,
-            }) => (Outcome::Error, message),
-        };
-        let keep = matches!(outcome, Outcome::Failed | Outcome::Error) && self.keep_on_failure;
-        if keep {
+        let artefacts = self.report_dir.join("artefacts").join(&ns);
+        if outcome.fails_run() && !saved {
+            // NB: a case that timed out never saved its own; its timeline is what is known.
+            let _ = std::fs::create_dir_all(&artefacts)
+                .and_then(|()| std::fs::write(artefacts.join("case.timeline.txt"), &timeline));
+        }
+        let keep = outcome.fails_run() && self.keep_on_failure;
+        let mut result = if keep {
             let note = self.runtime.keep_namespace(&ns).await;
+            note!(
+                "phasecheck: {} {}/{} failed: {note}",
+                case.requirement.id,
+                case.subject.name(),
+                case.backend
+            );
+            self.kept.lock().expect("not poisoned").push(note.clone());
             message.push_str(&format!("\n({note})"));
+            result_of(case, outcome, started.elapsed(), message)
         } else if let Err(e) = self.runtime.delete_namespace(&ns).await {
             message.push_str(&format!("\ncleanup of namespace {ns} failed: {e}"));
-            return result_of(case, Outcome::Failed, started.elapsed(), message);
+            // NB: a case stopped by a second signal races the abort's own cleanup; what it
+            // could not remove is no verdict on the subject.
+            let outcome = match outcome {
+                Outcome::Interrupted => Outcome::Interrupted,
+                _ => Outcome::Failed,
+            };
+            result_of(case, outcome, started.elapsed(), message)
         } else if let Some(store) = store
             && let Err(e) = store.remove_scope().await
         {
             // NB: only after the pods are gone, so no backup lands after the removal.
             message.push_str(&format!("\ncleanup of the external store failed: {e}"));
-            return result_of(case, Outcome::Failed, started.elapsed(), message);
+            result_of(case, Outcome::Failed, started.elapsed(), message)
+        } else {
+            result_of(case, outcome, started.elapsed(), message)
+        };
+        result.timeline = timeline;
+        if artefacts.is_dir() {
+            result.artefacts = Some(artefacts);
         }
-        result_of(case, outcome, started.elapsed(), message)
+        result
     }
+
+    /// The case's namespace and the timeline of each of its pods, for reports.
+    async fn case_timeline(&self, ns: &str) -> String {
+        let mut out = format!("namespace {ns} on the {} runtime\n", self.runtime_name);
+        let pods = match self.runtime.pods(ns).await {
+            Ok(pods) => pods,
+            Err(e) => {
+                let _ = writeln!(out, "(pods unknown: {e})");
+                return out;
+            }
+        };
+        if pods.is_empty() {
+            out.push_str("(no pod)\n");
+        }
+        for pod in pods {
+            match self.runtime.timeline(ns, &pod.name).await {
+                Ok(timeline) => out.push_str(&timeline.render()),
+                Err(e) => {
+                    let _ = writeln!(out, "pod {}: timeline unknown: {e}", pod.name);
+                }
+            }
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// How a case's body ended.
+enum Ended {
+    /// It ran to the end: its verdict, its store (to clean up), whether it saved artefacts.
+    Done(
+        Result<(), Failure>,
+        Option<Box<harness::backups::BackupStore>>,
+        bool,
+    ),
+    /// The case timeout struck.
+    TimedOut(Duration),
+    /// The run was stopped.
+    Stopped(StopReason),
 }
 
 /// Why `case`'s scenario cannot apply to its subject: the subject has no such part.
@@ -303,6 +477,7 @@ impl Environment<LocalRuntime> {
         let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for case in cases {
             case.subject.check_images_mapped()?;
+            check_host_commands(&case.subject)?;
             for (image, source) in &case.subject.profile.images {
                 let argv = match source {
                     ImageSource::Builtin(_) => phasepod.clone(),
@@ -325,10 +500,53 @@ impl Environment<LocalRuntime> {
             .with_backoff(Duration::from_millis(200), Duration::from_secs(2))
             .build()
             .map_err(|e| InputError::Runtime(e.to_string()))?;
+        crate::clean::claim_dir(runtime.root()).map_err(|e| {
+            InputError::Runtime(format!("marking the local runtime's directory: {e}"))
+        })?;
         let env = Environment::new(runtime, "local", options);
         env.check_store_images(cases).await?;
         Ok(env)
     }
+}
+
+/// Every host command the subject maps an image to exists: a missing program is an input
+/// error before the first case, not a container that never starts in every case.
+fn check_host_commands(subject: &harness::subject::Subject) -> Result<(), InputError> {
+    for (image, source) in &subject.profile.images {
+        let ImageSource::Command(argv) = source else {
+            continue;
+        };
+        let problem = match argv.first() {
+            None => {
+                Some("an empty command; name the program that stands in for the image".to_owned())
+            }
+            Some(program) if !program_exists(program) => Some(format!(
+                "program `{program}` not found{}; install it or fix the path",
+                if program.contains('/') {
+                    ""
+                } else {
+                    " on PATH"
+                }
+            )),
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            return Err(InputError::Runtime(format!(
+                "{}: field `images.{image}.command`: {problem}",
+                subject.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `program` is a file (a path) or found on `PATH` (a bare name).
+fn program_exists(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// `phasecheck phasepod …` when running as the phasecheck binary.

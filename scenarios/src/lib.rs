@@ -9,4 +9,8 @@ pub mod context;
 pub mod environment;
 pub mod outcome;
 pub mod probe;
+pub mod progress;
 pub mod runner;
+pub mod stop;
+pub mod term;
+pub mod workdir;

@@ -1,20 +1,54 @@
 //! `phasecheck`: runs the conformance catalog against phased workloads.
 //!
-//! Exit codes: 0 every selected scenario passed, 1 one or more failed, 2 usage or input error,
-//! 130 interrupted.
+//! Exit codes and environment variables: see [`AFTER_HELP`] (what `--help` prints).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use harness::services::containers::{ContainerSettings, ObjectStoreImage};
 use harness::services::external::ExternalServices;
 use harness::subject::Backend;
 use scenarios::runner::{RunOptions, RuntimeKind, Services};
+use scenarios::{note, say};
+
+/// What `phasecheck --help` and `phasecheck run --help` print after the options.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0      every selected case passed (or was skipped)
+  1      one or more cases failed
+  2      bad usage or input, found before the first case starts: a flag, a subject profile,
+         a manifest, an image, the report directory, an unavailable runtime
+  128+N  stopped by signal N: 130 SIGINT, 143 SIGTERM, 129 SIGHUP. Cases under way are
+         cancelled and their pods, stores and files removed; report.json and junit.xml are
+         written with the unfinished cases `interrupted`. A second signal exits at once.
+
+Environment:
+  PHASECHECK_LOG                  tracing filter for the harness's own logs (default: warn),
+                                  e.g. debug or harness=trace
+  PHASECHECK_KIND_NODE_IMAGE      kind node image for --runtime kind (pins the Kubernetes version)
+  PHASECHECK_KUBE_CONTEXT         kubeconfig context for --runtime existing (default: the current)
+  PHASECHECK_HOST_ADDRESS         IPv4 address the cluster's pods reach this host by
+                                  (--runtime existing; minikube without the docker driver)
+  PHASECHECK_KEEP_CLUSTER=1       keep a cluster this run created (deleted by default)
+  PHASECHECK_S3_ENDPOINT          --services external: S3 endpoint URL (path-style)
+  PHASECHECK_S3_BUCKET              an existing bucket
+  PHASECHECK_S3_REGION              region (default: us-east-1)
+  PHASECHECK_S3_PREFIX              key prefix phasecheck works under (default: empty)
+  PHASECHECK_S3_ACCESS_KEY_ID       credentials, or PHASECHECK_S3_ACCESS_KEY_ID_FILE and
+  PHASECHECK_S3_SECRET_ACCESS_KEY   PHASECHECK_S3_SECRET_ACCESS_KEY_FILE naming files
+  PHASECHECK_GIT_URL              --services external: git repository, plain http:// only
+  PHASECHECK_GIT_USERNAME           basic auth (optional), or PHASECHECK_GIT_USERNAME_FILE and
+  PHASECHECK_GIT_PASSWORD           PHASECHECK_GIT_PASSWORD_FILE naming files
+  PHASECHECK_REQUIRE_DOCKER=1     cargo test only: Docker-tier tests fail instead of skipping
+                                  when no Docker daemon answers
+  NO_COLOR                        set (non-empty): no colour even on a terminal
+  TMPDIR                          where the local runtime's pods keep their files";
 
 /// Conformance harness for phased pods: restore in init, run without credentials, scheduled backups.
 #[derive(Debug, Parser)]
-#[command(name = "phasecheck", version, about)]
+#[command(name = "phasecheck", version, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,6 +57,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the catalog's scenarios against subjects and write report.json and junit.xml.
+    #[command(after_help = AFTER_HELP)]
     Run {
         /// Where the subjects run.
         #[arg(long, value_enum, default_value = "local")]
@@ -36,13 +71,31 @@ enum Command {
         /// Backend(s) to run; default: every backend each subject declares.
         #[arg(long = "backend", value_name = "s3|git")]
         backends: Vec<Backend>,
-        /// Scenarios run at once (each in its own namespace).
-        #[arg(long, default_value_t = scenarios::runner::default_jobs())]
-        jobs: usize,
-        /// Directory for report.json, junit.xml and failure artefacts.
-        #[arg(long, default_value = "target/phasecheck")]
+        /// Cases run at once, each in its own namespace (at least 1) [default: 8 per CPU core,
+        /// from 8 to 48]
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+        /// The longest one case may take, e.g. 90s, 5m, 1m30s; a case over it fails [default:
+        /// 90s on the local runtime, 300s on clusters]
+        #[arg(long, value_name = "DURATION", value_parser = scenarios::runner::parse_duration)]
+        timeout: Option<Duration>,
+        /// Run each case N times to tell flaky cases from broken ones; the summary shows each
+        /// case's pass count and flags cases that both passed and failed.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        repeat: u32,
+        /// Stop at the first failed case: cancel the cases under way (reported `interrupted`)
+        /// and start no more.
+        #[arg(long)]
+        fail_fast: bool,
+        /// Check every input and print the plan (cases, runtime, services), then exit without
+        /// running anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Directory for report.json, junit.xml and failure artefacts (created if missing).
+        #[arg(long, value_name = "DIR", default_value = "target/phasecheck")]
         report_dir: PathBuf,
-        /// Keep a failed scenario's namespace (processes stopped, files kept) for inspection.
+        /// Keep a failed case's namespace (processes stopped, files kept) for inspection, and
+        /// print where it is.
         #[arg(long)]
         keep_on_failure: bool,
         /// Judge requirements a subject does not claim (`claims:` in its profile) like claimed
@@ -51,7 +104,7 @@ enum Command {
         strict: bool,
         /// Backup stores: a fresh embedded one per scenario, a container per scenario (MinIO or
         /// RustFS, Gitea), or the external bucket and repository named by PHASECHECK_S3_* /
-        /// PHASECHECK_GIT_* (see README) for drills.
+        /// PHASECHECK_GIT_* (below) for drills.
         #[arg(long, value_enum, default_value = "embedded")]
         services: ServicesKind,
         /// The object store image with `--services container`.
@@ -60,19 +113,33 @@ enum Command {
     },
     /// List the catalog: ID, name, requirement.
     List,
-    /// Remove what killed runs left behind: namespaces labelled
-    /// app.kubernetes.io/managed-by=phasecheck on the cluster, and store containers so labelled.
-    /// Never run it while a run uses the same cluster.
+    /// Remove what killed runs left behind: processes, files, store containers, namespaces.
+    ///
+    /// On this host: the run directories ($TMPDIR/phasecheck-run-*) and local runtime
+    /// directories ($TMPDIR/phasecheck-local-*) of runs that are gone, and the processes still
+    /// working in them. In Docker: store containers labelled
+    /// app.kubernetes.io/managed-by=phasecheck. On the cluster: namespaces so labelled. Never
+    /// run it while a run uses the same cluster.
     Clean {
-        /// Whose cluster: kind (context kind-phasecheck), minikube (profile phasecheck), existing
-        /// (PHASECHECK_KUBE_CONTEXT or the current context); local cleans Docker only.
-        #[arg(long, value_enum, default_value = "kind")]
-        runtime: RuntimeKind,
+        /// Whose cluster: kind (context kind-phasecheck), minikube (profile phasecheck),
+        /// existing (PHASECHECK_KUBE_CONTEXT or the current context), local (no cluster). An
+        /// unreachable cluster named here exits 2 after the rest is cleaned [default: kind if
+        /// it is reachable]
+        #[arg(long, value_enum)]
+        runtime: Option<RuntimeKind>,
     },
     /// Build the reference workload's container image offline.
     Image {
         #[command(subcommand)]
         command: ImageCommand,
+    },
+    /// Print a shell completion script.
+    ///
+    /// For example: `phasecheck completions bash > /etc/bash_completion.d/phasecheck`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// The reference workload itself (what the image `phasecheck/phasepod:dev` runs locally).
     #[command(hide = true, disable_help_flag = true)]
@@ -120,7 +187,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::List => {
-            print!("{}", scenarios::catalog::listing());
+            scenarios::term::out_text(&scenarios::catalog::listing());
             ExitCode::SUCCESS
         }
         Command::Image {
@@ -130,6 +197,12 @@ fn main() -> ExitCode {
             init_tracing();
             let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
             tokio.block_on(scenarios::clean::run(runtime))
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "phasecheck", &mut script);
+            scenarios::term::out_text(&String::from_utf8_lossy(&script));
+            ExitCode::SUCCESS
         }
         Command::Phasepod { args } => {
             let argv = std::iter::once("phasepod".to_owned()).chain(args);
@@ -141,6 +214,10 @@ fn main() -> ExitCode {
             scenarios,
             backends,
             jobs,
+            timeout,
+            repeat,
+            fail_fast,
+            dry_run,
             report_dir,
             keep_on_failure,
             strict,
@@ -162,7 +239,7 @@ fn main() -> ExitCode {
                 ServicesKind::External => match ExternalServices::from_env() {
                     Ok(external) => Services::External(Box::new(external)),
                     Err(e) => {
-                        eprintln!("phasecheck: error: --services external: {e}");
+                        note!("phasecheck: error: --services external: {e}");
                         return ExitCode::from(2);
                     }
                 },
@@ -172,15 +249,17 @@ fn main() -> ExitCode {
                 subjects,
                 scenarios,
                 backends,
-                jobs: jobs.max(1),
+                jobs: jobs.unwrap_or_else(scenarios::runner::default_jobs),
+                timeout,
+                repeat,
+                fail_fast,
                 report_dir,
                 keep_on_failure,
                 strict,
                 services,
                 phasepod: None,
             };
-            let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-            tokio.block_on(scenarios::runner::run_cli(options))
+            scenarios::runner::run_cli(options, dry_run)
         }
     }
 }
@@ -191,6 +270,9 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(scenarios::term::colour(scenarios::term::Stream::Stderr))
+        // NB: its default is to `eprintln!` a failed write, which panics on a closed stderr.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -199,9 +281,9 @@ fn build_image(tag: String, target: String) -> ExitCode {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let builder = ImageBuilder::new(root).with_tag(tag).with_target(target);
     let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-    match tokio.block_on(builder.build(|line| eprintln!("{line}"))) {
+    match tokio.block_on(builder.build(|line| note!("{line}"))) {
         Ok(image) => {
-            println!(
+            say!(
                 "built {} ({}, {:.1} MB)",
                 image.tag,
                 image.id,
@@ -210,11 +292,11 @@ fn build_image(tag: String, target: String) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e @ (Error::DockerMissing { .. } | Error::DaemonUnavailable { .. })) => {
-            eprintln!("phasecheck: error: {e}");
+            note!("phasecheck: error: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("phasecheck: error: {e}");
+            note!("phasecheck: error: {e}");
             ExitCode::from(1)
         }
     }

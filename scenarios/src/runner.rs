@@ -1,22 +1,33 @@
 //! Plans and runs scenario × subject × backend cases in parallel, each in its own namespace, and
 //! turns them into a [`RunReport`].
+//!
+//! Every input is checked before the first case starts ([`plan`], [`check_report_dir`]): a bad
+//! flag, profile, manifest, image or report directory is an [`InputError`] (exit 2), not a run
+//! of failing cases. A run stops early on SIGINT, SIGTERM or SIGHUP, or with `--fail-fast` after
+//! the first failure ([`crate::stop`]); its report then holds every planned case, the unfinished
+//! ones `interrupted`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use futures::StreamExt;
 use harness::report::{Outcome, RunReport, ScenarioResult};
 use harness::runtime::Runtime;
-use harness::services::containers::ContainerSettings;
+use harness::services::containers::{ContainerSettings, ObjectStoreImage};
 use harness::services::external::ExternalServices;
 use harness::subject::{Backend, Subject};
 
 use crate::catalog::{self, CATALOG_VERSION, Requirement};
 use crate::cluster::ClusterRun;
-use crate::environment::Environment;
+use crate::environment::{Environment, Timeouts};
+use crate::progress::Progress;
+use crate::stop::{AbortHook, Signals, StopReason, StopSwitch};
+use crate::term::{self, Stream};
+use crate::workdir::RunDir;
+use crate::{note, say};
 
 /// Where the subjects run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -31,6 +42,26 @@ pub enum RuntimeKind {
     Existing,
 }
 
+impl RuntimeKind {
+    /// The name on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Local => "local",
+            RuntimeKind::Kind => "kind",
+            RuntimeKind::Minikube => "minikube",
+            RuntimeKind::Existing => "existing",
+        }
+    }
+
+    /// The per-case timeout unless `--timeout` says otherwise.
+    pub fn default_timeouts(self) -> Timeouts {
+        match self {
+            RuntimeKind::Local => Timeouts::LOCAL,
+            _ => Timeouts::CLUSTER,
+        }
+    }
+}
+
 /// Where each case's backup store comes from.
 #[derive(Clone, Debug, Default)]
 pub enum Services {
@@ -41,6 +72,20 @@ pub enum Services {
     Container(ContainerSettings),
     /// Someone else's bucket and repository, for drills (see [`ExternalServices`]).
     External(Box<ExternalServices>),
+}
+
+impl Services {
+    /// How the plan and the report name them: `embedded`, `container (minio)`, `external`.
+    pub fn describe(&self) -> String {
+        match self {
+            Services::Embedded => "embedded".into(),
+            Services::Container(settings) => match &settings.object_store {
+                ObjectStoreImage::MinIO => "container (minio, gitea)".into(),
+                ObjectStoreImage::RustFs(_) => "container (rustfs, gitea)".into(),
+            },
+            Services::External(_) => "external".into(),
+        }
+    }
 }
 
 /// What `phasecheck run` was asked to do.
@@ -54,8 +99,15 @@ pub struct RunOptions {
     pub scenarios: Vec<String>,
     /// Backends; empty = every backend a subject declares.
     pub backends: Vec<Backend>,
-    /// Cases run at once.
+    /// Cases run at once (at least 1).
     pub jobs: usize,
+    /// The longest one case may take; `None`: the runtime's default
+    /// ([`RuntimeKind::default_timeouts`]).
+    pub timeout: Option<Duration>,
+    /// How many times each case runs (at least 1), to tell flaky cases from broken ones.
+    pub repeat: u32,
+    /// Stop at the first failed case: cancel the cases under way, start no more.
+    pub fail_fast: bool,
     /// Where reports go.
     pub report_dir: PathBuf,
     /// Keep a failed case's namespace.
@@ -78,11 +130,48 @@ impl RunOptions {
             scenarios: Vec::new(),
             backends: Vec::new(),
             jobs: default_jobs(),
+            timeout: None,
+            repeat: 1,
+            fail_fast: false,
             report_dir: PathBuf::from("target/phasecheck"),
             keep_on_failure: false,
             strict: false,
             services: Services::Embedded,
             phasepod: None,
+        }
+    }
+}
+
+impl RunOptions {
+    /// The per-case timeout this run uses.
+    pub fn case_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(self.runtime.default_timeouts().case)
+    }
+
+    /// The options as `report.json` records them (no credential: external stores are named,
+    /// not described).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "runtime": self.runtime.as_str(),
+            "services": self.services.describe(),
+            "subjects": self.subject_paths(),
+            "scenarios": self.scenarios,
+            "backends": self.backends.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
+            "jobs": self.jobs,
+            "timeout_ms": self.case_timeout().as_millis() as u64,
+            "repeat": self.repeat,
+            "fail_fast": self.fail_fast,
+            "keep_on_failure": self.keep_on_failure,
+            "report_dir": self.report_dir,
+        })
+    }
+
+    /// The subject profiles this run loads.
+    pub fn subject_paths(&self) -> Vec<PathBuf> {
+        if self.subjects.is_empty() {
+            reference_subjects()
+        } else {
+            self.subjects.clone()
         }
     }
 }
@@ -114,6 +203,19 @@ pub enum InputError {
     /// The runtime cannot be used here.
     #[error("{0}")]
     Runtime(String),
+    /// A flag has a value the run cannot use.
+    #[error("{flag} {value}: {problem}")]
+    Flag {
+        /// The flag, e.g. `--jobs`.
+        flag: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong and what to use instead.
+        problem: &'static str,
+    },
+    /// The report directory cannot be created or written.
+    #[error("--report-dir: {0}")]
+    ReportDir(#[source] harness::report::Error),
 }
 
 /// One scenario × subject × backend.
@@ -144,13 +246,12 @@ pub fn fixtures_dir() -> PathBuf {
     }
 }
 
-/// Expands options into cases, checking every input first.
+/// Expands options into cases, checking every input first: the flags, every subject profile
+/// and every manifest it names (strictly: an unknown field is an error naming the manifest file
+/// and document).
 pub fn plan(options: &RunOptions) -> Result<Vec<Case>, InputError> {
-    let paths = if options.subjects.is_empty() {
-        reference_subjects()
-    } else {
-        options.subjects.clone()
-    };
+    check_flags(options)?;
+    let paths = options.subject_paths();
     let subjects = paths
         .iter()
         .map(|p| {
@@ -202,180 +303,535 @@ pub fn plan(options: &RunOptions) -> Result<Vec<Case>, InputError> {
     Ok(cases)
 }
 
-/// Runs `cases` with at most `jobs` at once, printing a line as each ends.
+/// The flags' values, checked before anything else.
+fn check_flags(options: &RunOptions) -> Result<(), InputError> {
+    if options.jobs == 0 {
+        return Err(InputError::Flag {
+            flag: "--jobs",
+            value: "0".into(),
+            problem: "at least one case must run at a time; use --jobs 1 or more",
+        });
+    }
+    if options.repeat == 0 {
+        return Err(InputError::Flag {
+            flag: "--repeat",
+            value: "0".into(),
+            problem: "each case runs at least once; use --repeat 1 or more",
+        });
+    }
+    if options.timeout.is_some_and(|t| t.is_zero()) {
+        return Err(InputError::Flag {
+            flag: "--timeout",
+            value: "0s".into(),
+            problem: "no case finishes in no time; use e.g. --timeout 90s",
+        });
+    }
+    Ok(())
+}
+
+/// Checks that the report directory is (or can be created as) a writable directory; creates it
+/// unless `dry_run`, where it only checks that nothing in the way is a file.
+pub fn check_report_dir(dir: &Path, dry_run: bool) -> Result<(), InputError> {
+    if dry_run {
+        let mut existing = Some(dir);
+        while let Some(path) = existing {
+            if path.exists() {
+                if !path.is_dir() {
+                    return Err(InputError::ReportDir(
+                        harness::report::Error::NotADirectory {
+                            path: path.to_owned(),
+                        },
+                    ));
+                }
+                return Ok(());
+            }
+            existing = path.parent();
+        }
+        return Ok(());
+    }
+    RunReport::prepare_dir(dir).map_err(InputError::ReportDir)
+}
+
+/// Parses a `--timeout`: `90`, `90s`, `5m`, `1m30s`, `1h`, `500ms` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let bad = || {
+        format!(
+            "`{text}` is not a duration; write e.g. 90s, 5m, 1m30s or 500ms (a bare number is seconds)"
+        )
+    };
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let step = match &rest[..unit] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => return Err(bad()),
+        };
+        total += step;
+        rest = &rest[unit..];
+    }
+    Ok(total)
+}
+
+/// How a run of cases is steered: how many at once, how often, when to stop, what to show.
+pub struct Control {
+    /// Cases at once.
+    pub jobs: usize,
+    /// Runs per case.
+    pub repeat: u32,
+    /// Stop at the first failure.
+    pub fail_fast: bool,
+    /// Flipped by a signal or `--fail-fast`.
+    pub stop: StopSwitch,
+    /// What the terminal shows.
+    pub progress: Progress,
+}
+
+impl Control {
+    /// The control of a run of `cases` with `options`, stopped by `stop`.
+    pub fn new(options: &RunOptions, cases: &[Case], stop: StopSwitch) -> Self {
+        let slow = options.runtime != RuntimeKind::Local
+            || matches!(options.services, Services::Container(_));
+        Control {
+            jobs: options.jobs.max(1),
+            repeat: options.repeat.max(1),
+            fail_fast: options.fail_fast,
+            progress: Progress::new(
+                cases,
+                options.repeat.max(1),
+                slow,
+                term::colour(Stream::Stderr),
+            ),
+            stop,
+        }
+    }
+}
+
+/// Runs every case `control.repeat` times, at most `control.jobs` at once, printing progress.
+/// Once `control.stop` is flipped, cases under way are cancelled and the rest never start; every
+/// planned run still has a result (`interrupted` for those), in plan order.
 pub async fn execute<R: Runtime>(
     env: Arc<Environment<R>>,
     cases: Vec<Case>,
-    jobs: usize,
+    control: &Control,
 ) -> Vec<ScenarioResult> {
-    let total = cases.len();
-    let done = Arc::new(AtomicUsize::new(0));
-    let width = total.to_string().len();
-    eprintln!(
-        "phasecheck: running {total} scenario(s), {jobs} at a time, on the {} runtime",
-        env.runtime_name()
+    let repeat = control.repeat;
+    let total = cases.len() * repeat as usize;
+    note!(
+        "phasecheck: running {total} case(s), {} at a time, on the {} runtime (each case at most {:?})",
+        control.jobs,
+        env.runtime_name(),
+        env.timeouts.case
     );
-    let mut results: Vec<(usize, ScenarioResult)> =
-        futures::stream::iter(cases.into_iter().enumerate())
-            .map(|(index, case)| {
-                let env = env.clone();
-                let done = done.clone();
-                async move {
-                    let result = env.run_case(&case).await;
-                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    eprintln!(
-                        "[{n:>width$}/{total}] {:<7} {:<6} {:<22} {:<3} {:<7} {:>5.1}s {}",
-                        result.outcome.as_str(),
-                        result.id,
+    // NB: repeats of one case are spread over the run, not bunched together, so one slow
+    // moment of the host does not hit every repeat; results come back in plan order.
+    let runs = (1..=repeat).flat_map(|iteration| {
+        cases.iter().enumerate().map(move |(i, case)| {
+            let index = i * repeat as usize + (iteration as usize - 1);
+            (index, case.clone(), iteration)
+        })
+    });
+    let work = futures::stream::iter(runs)
+        .map(|(index, case, iteration)| {
+            let env = env.clone();
+            async move {
+                let result = match control.stop.reason() {
+                    Some(reason) => not_started(&case, iteration, &reason),
+                    None => {
+                        control.progress.started(index, &case, iteration);
+                        env.run_case_with(&case, iteration, &control.stop).await
+                    }
+                };
+                control.progress.finished(index, &result);
+                if control.fail_fast && result.outcome.fails_run() {
+                    control.stop.stop(StopReason::FailFast(format!(
+                        "{} {}/{}",
+                        result.title(),
                         result.subject,
-                        result.backend,
-                        result.name,
-                        result.duration_ms as f64 / 1000.0,
-                        result.message.lines().next().unwrap_or("")
-                    );
-                    (index, result)
+                        result.backend
+                    )));
                 }
-            })
-            .buffer_unordered(jobs.max(1))
-            .collect()
-            .await;
+                (index, result)
+            }
+        })
+        .buffer_unordered(control.jobs.max(1))
+        .collect::<Vec<_>>();
+    let mut results = tokio::select! {
+        results = work => results,
+        () = control.progress.tick() => unreachable!("the progress ticker never ends"),
+    };
     results.sort_by_key(|(index, _)| *index);
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-/// How a run ended before its report.
-enum Stopped {
-    /// Bad input or an unusable runtime (exit 2).
-    Input(InputError),
-    /// Ctrl-C (exit 130).
-    Interrupted,
+/// The result of a run that never started because the run was stopped.
+pub(crate) fn not_started(case: &Case, iteration: u32, reason: &StopReason) -> ScenarioResult {
+    let mut result = result_of(
+        case,
+        Outcome::Interrupted,
+        Duration::ZERO,
+        format!("not started: the run was stopped ({reason})"),
+    );
+    result.iteration = iteration;
+    result
 }
 
-/// Runs every case of `options` on the runtime it names; `interrupt` ends the run early.
+/// What a run of cases came to.
+struct Finished {
+    results: Vec<ScenarioResult>,
+    runtime: &'static str,
+    /// Where failed cases' namespaces were kept (`--keep-on-failure`).
+    kept: Vec<String>,
+}
+
+/// Every run of every case, not started.
+fn none_started(cases: &[Case], repeat: u32, reason: &StopReason) -> Vec<ScenarioResult> {
+    cases
+        .iter()
+        .flat_map(|case| (1..=repeat).map(move |i| not_started(case, i, reason)))
+        .collect()
+}
+
+/// Runs every case of `options` on the runtime it names. `signals`, when given, learns how to
+/// stop everything at once on a second signal.
 async fn run_cases(
     options: &RunOptions,
     cases: Vec<Case>,
-    interrupt: impl std::future::Future<Output = ()>,
-) -> Result<(Vec<ScenarioResult>, &'static str), Stopped> {
+    stop: &StopSwitch,
+    signals: Option<&Signals>,
+) -> Result<Finished, InputError> {
+    let control = Control::new(options, &cases, stop.clone());
     if options.runtime == RuntimeKind::Local {
-        let env = Arc::new(
-            Environment::local(options, &cases)
-                .await
-                .map_err(Stopped::Input)?,
-        );
-        let results = until_interrupted(execute(env.clone(), cases, options.jobs), interrupt).await;
+        let env = tokio::select! {
+            env = Environment::local(options, &cases) => Arc::new(env?),
+            reason = stop.stopped() => {
+                return Ok(Finished {
+                    results: none_started(&cases, control.repeat, &reason),
+                    runtime: "local",
+                    kept: Vec::new(),
+                });
+            }
+        };
+        if let Some(signals) = signals {
+            signals.on_abort(abort_hook(env.clone()));
+        }
+        let results = execute(env.clone(), cases, &control).await;
         env.shutdown().await;
-        return results.map(|r| (r, env.runtime_name()));
-    }
-    let cluster = ClusterRun::start(options, &cases)
-        .await
-        .map_err(Stopped::Input)?;
-    let results =
-        until_interrupted(execute(cluster.env.clone(), cases, options.jobs), interrupt).await;
-    let name = cluster.env.runtime_name();
-    let finished = cluster.finish().await;
-    let mut results = results?;
-    if let Err(e) = finished {
-        // NB: a cleanup that failed fails the run: it leaves cluster state behind.
-        results.push(ScenarioResult {
-            id: "CLEANUP".into(),
-            name: "cluster teardown".into(),
-            subject: String::new(),
-            backend: String::new(),
-            outcome: Outcome::Failed,
-            duration_ms: 0,
-            message: e,
-            would_have_been: None,
+        return Ok(Finished {
+            results,
+            runtime: env.runtime_name(),
+            kept: env.kept(),
         });
     }
-    Ok((results, name))
+    let cluster = tokio::select! {
+        cluster = ClusterRun::start(options, &cases) => cluster?,
+        reason = stop.stopped() => {
+            note!("phasecheck: stopped while the cluster was being set up; if `kind get clusters` lists `phasecheck` half made, `kind delete cluster --name phasecheck` removes it");
+            return Ok(Finished {
+                results: none_started(&cases, control.repeat, &reason),
+                runtime: options.runtime.as_str(),
+                kept: Vec::new(),
+            });
+        }
+    };
+    if let Some(signals) = signals {
+        signals.on_abort(abort_hook(cluster.env.clone()));
+    }
+    let mut results = execute(cluster.env.clone(), cases, &control).await;
+    let runtime = cluster.env.runtime_name();
+    let kept = cluster.env.kept();
+    if let Err(e) = cluster.finish().await {
+        // NB: a cleanup that failed fails the run: it leaves cluster state behind.
+        results.push(ScenarioResult::new(
+            "CLEANUP",
+            "cluster teardown",
+            "",
+            "",
+            Outcome::Failed,
+            Duration::ZERO,
+            e,
+        ));
+    }
+    Ok(Finished {
+        results,
+        runtime,
+        kept,
+    })
 }
 
-async fn until_interrupted<T>(
-    work: impl std::future::Future<Output = T>,
-    interrupt: impl std::future::Future<Output = ()>,
-) -> Result<T, Stopped> {
-    tokio::select! {
-        done = work => Ok(done),
-        _ = interrupt => Err(Stopped::Interrupted),
+/// What a second signal does: stop `env` at once; the run's files may go unless a failed case's
+/// namespace is kept among them.
+fn abort_hook<R: Runtime + 'static>(env: Arc<Environment<R>>) -> AbortHook {
+    Box::new(move || {
+        let env = env.clone();
+        Box::pin(async move {
+            env.abort().await;
+            env.kept().is_empty()
+        })
+    })
+}
+
+/// The report of a finished (or stopped) run.
+fn report_of(
+    options: &RunOptions,
+    started_at: chrono::DateTime<Utc>,
+    started: Instant,
+    finished: Finished,
+    stopped: Option<StopReason>,
+) -> RunReport {
+    let mut report = RunReport::new(CATALOG_VERSION, finished.runtime);
+    report.tool = "phasecheck".into();
+    report.version = env!("CARGO_PKG_VERSION").into();
+    report.started_at = started_at;
+    report.wall_ms = started.elapsed().as_millis() as u64;
+    report.options = options.to_json();
+    report.stopped = stopped.map(|r| r.to_string());
+    report.scenarios = finished.results;
+    report
+}
+
+/// `--dry-run`: what the run would do.
+fn print_plan(options: &RunOptions, cases: &[Case]) {
+    say!(
+        "runtime: {} (each case at most {:?})",
+        options.runtime.as_str(),
+        options.case_timeout()
+    );
+    say!("services: {}", options.services.describe());
+    say!(
+        "subjects: {}",
+        options
+            .subject_paths()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    say!(
+        "{} case(s), each run {} time(s), {} at a time{}; reports in {}",
+        cases.len(),
+        options.repeat,
+        options.jobs,
+        if options.fail_fast {
+            ", stopping at the first failure"
+        } else {
+            ""
+        },
+        options.report_dir.display()
+    );
+    let w_title = cases
+        .iter()
+        .map(|c| c.requirement.id.len() + 1 + c.requirement.name.len())
+        .max()
+        .unwrap_or(0);
+    let w_subject = cases
+        .iter()
+        .map(|c| c.subject.name().len())
+        .max()
+        .unwrap_or(0);
+    for case in cases {
+        say!(
+            "  {:<w_title$}  {:<w_subject$}  {}",
+            format!("{} {}", case.requirement.id, case.requirement.name),
+            case.subject.name(),
+            case.backend
+        );
     }
 }
 
-/// The `phasecheck run` command: plan, run, report; returns the process exit code.
-pub async fn run_cli(options: RunOptions) -> ExitCode {
+/// The `phasecheck run` command: check every input, run (or, with `dry_run`, print the plan),
+/// report; returns the process exit code (0 passed, 1 failed, 2 bad input, 128 + N stopped by
+/// signal N). Runs its own tokio runtime.
+pub fn run_cli(options: RunOptions, dry_run: bool) -> ExitCode {
+    let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    let (code, run_dir) = tokio.block_on(run_cli_on(options, dry_run));
+    // NB: tasks still under way (a run given up on a second signal) stop with the runtime, so
+    // none writes into the run's directory once it is removed.
+    tokio.shutdown_timeout(Duration::from_secs(2));
+    if let Some(run_dir) = run_dir {
+        run_dir.remove();
+    }
+    code
+}
+
+/// [`run_cli`] inside the runtime; also returns the run directory to remove once every task has
+/// stopped (`None`: none was made, or it holds a kept namespace).
+async fn run_cli_on(options: RunOptions, dry_run: bool) -> (ExitCode, Option<RunDir>) {
+    let started_at = Utc::now();
     let started = Instant::now();
-    let cases = match plan(&options) {
+    let stop = StopSwitch::new();
+    let signals = match Signals::install(stop.clone()) {
+        Ok(signals) => signals,
+        Err(e) => {
+            note!("phasecheck: error: cannot handle SIGINT, SIGTERM and SIGHUP: {e}");
+            return (ExitCode::from(2), None);
+        }
+    };
+    let cases = match plan(&options).and_then(|cases| {
+        check_report_dir(&options.report_dir, dry_run)?;
+        Ok(cases)
+    }) {
         Ok(cases) => cases,
         Err(e) => {
-            eprintln!("phasecheck: error: {e}");
-            return ExitCode::from(2);
+            note!("phasecheck: error: {e}");
+            return (ExitCode::from(2), None);
         }
     };
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("phasecheck: interrupted; stopping every pod and service of this run");
-    };
-    let (results, runtime) = match run_cases(&options, cases, interrupt).await {
-        Ok(done) => done,
-        Err(Stopped::Input(e)) => {
-            eprintln!("phasecheck: error: {e}");
-            return ExitCode::from(2);
-        }
-        Err(Stopped::Interrupted) => return ExitCode::from(130),
-    };
-    let report = RunReport {
-        catalog: CATALOG_VERSION.to_owned(),
-        runtime: runtime.to_owned(),
-        wall_ms: started.elapsed().as_millis() as u64,
-        scenarios: results,
-    };
-    println!("\n{}", report.summary_table());
-    match report.write(&options.report_dir) {
-        Ok((json, junit)) => println!("reports: {} and {}", json.display(), junit.display()),
+    if dry_run {
+        print_plan(&options, &cases);
+        return (ExitCode::SUCCESS, None);
+    }
+    let run_dir = match RunDir::create() {
+        Ok(dir) => dir,
         Err(e) => {
-            eprintln!("phasecheck: error: {e}");
-            return ExitCode::from(2);
+            note!(
+                "phasecheck: error: cannot make the run's directory under {} (TMPDIR): {e}",
+                std::env::temp_dir().display()
+            );
+            return (ExitCode::from(2), None);
+        }
+    };
+    let finished = tokio::select! {
+        finished = run_cases(&options, cases, &stop, Some(&signals)) => finished,
+        aborted = signals.aborted() => {
+            let code = ExitCode::from(aborted.signal.exit_code());
+            return (code, aborted.remove_files.then_some(run_dir));
+        }
+    };
+    let finished = match finished {
+        Ok(finished) => finished,
+        Err(e) => {
+            note!("phasecheck: error: {e}");
+            return (ExitCode::from(2), Some(run_dir));
+        }
+    };
+    let kept = finished.kept.clone();
+    let run_dir = if kept.is_empty() {
+        Some(run_dir)
+    } else {
+        note!(
+            "phasecheck: the kept namespaces' files stay under {}; `phasecheck clean` removes them",
+            run_dir.path().display()
+        );
+        None
+    };
+    let report = report_of(&options, started_at, started, finished, stop.reason());
+    say!("");
+    term::out_text(&report.summary(term::colour(Stream::Stdout)));
+    for note in &kept {
+        say!("kept for inspection: {note}");
+    }
+    match report.write(&options.report_dir) {
+        Ok((json, junit)) => say!("reports: {} and {}", json.display(), junit.display()),
+        Err(e) => {
+            note!("phasecheck: error: {e}");
+            return (ExitCode::from(2), run_dir);
         }
     }
-    if report.all_passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    let code = match stop.reason() {
+        Some(StopReason::Signal(signal)) => {
+            note!(
+                "phasecheck: stopped by {}; the report holds what finished",
+                signal.name()
+            );
+            ExitCode::from(signal.exit_code())
+        }
+        _ if report.all_passed() => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    };
+    (code, run_dir)
 }
 
 /// Convenience for tests: runs `options` and returns the report without writing files.
 pub async fn run_report(options: &RunOptions) -> Result<RunReport, InputError> {
+    let started_at = Utc::now();
     let started = Instant::now();
     let cases = plan(options)?;
-    let (results, runtime) = match run_cases(options, cases, std::future::pending()).await {
-        Ok(done) => done,
-        Err(Stopped::Input(e)) => return Err(e),
-        Err(Stopped::Interrupted) => unreachable!("a pending future never interrupts"),
-    };
-    Ok(RunReport {
-        catalog: CATALOG_VERSION.to_owned(),
-        runtime: runtime.to_owned(),
-        wall_ms: started.elapsed().as_millis() as u64,
-        scenarios: results,
-    })
+    let stop = StopSwitch::new();
+    let finished = run_cases(options, cases, &stop, None).await?;
+    Ok(report_of(
+        options,
+        started_at,
+        started,
+        finished,
+        stop.reason(),
+    ))
 }
 
 /// Outcome of a finished case as a report entry.
 pub(crate) fn result_of(
     case: &Case,
     outcome: Outcome,
-    duration: std::time::Duration,
+    duration: Duration,
     message: String,
 ) -> ScenarioResult {
-    ScenarioResult {
-        id: case.requirement.id.to_owned(),
-        name: case.requirement.name.to_owned(),
-        subject: case.subject.name().to_owned(),
-        backend: case.backend.as_str().to_owned(),
+    ScenarioResult::new(
+        case.requirement.id,
+        case.requirement.name,
+        case.subject.name(),
+        case.backend.as_str(),
         outcome,
-        duration_ms: duration.as_millis() as u64,
+        duration,
         message,
-        would_have_been: None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_go_and_systemd_write_them() {
+        let cases = [
+            ("90", 90_000),
+            ("90s", 90_000),
+            ("5m", 300_000),
+            ("1m30s", 90_000),
+            ("1h", 3_600_000),
+            ("500ms", 500),
+        ];
+        for (text, ms) in cases {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        for bad in ["", "s", "5 m", "1.5s", "5d", "-1s"] {
+            let message = parse_duration(bad).unwrap_err();
+            assert!(message.contains("90s, 5m, 1m30s"), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_default_timeouts_are_the_ones_help_names() {
+        assert_eq!(
+            RuntimeKind::Local.default_timeouts().case,
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            RuntimeKind::Kind.default_timeouts().case,
+            Duration::from_secs(300)
+        );
     }
 }

@@ -1,8 +1,15 @@
 //! The `phasecheck` command line: listing, reports, exit codes, input errors and cleanup.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rstest::rstest;
 
 const PHASECHECK: &str = env!("CARGO_BIN_EXE_phasecheck");
 
@@ -171,23 +178,19 @@ fn the_kind_runtime_without_kind_installed_says_what_to_install() {
     assert!(all.contains("install kind"), "{all}");
 }
 
-/// Processes whose environment or command line mentions `marker`.
-fn processes_mentioning(marker: &str) -> Vec<String> {
+/// Processes whose environment or command line mentions `marker`, as `(pid, command line)`.
+fn processes_with_marker(marker: &str) -> Vec<(i32, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if !pid.chars().all(|c| c.is_ascii_digit()) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
-        }
+        };
         for file in ["cmdline", "environ"] {
             if let Ok(bytes) = std::fs::read(entry.path().join(file))
                 && String::from_utf8_lossy(&bytes).contains(marker)
             {
                 let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-                found.push(format!(
-                    "{pid}: {}",
-                    String::from_utf8_lossy(&cmd).replace('\0', " ")
-                ));
+                found.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
                 break;
             }
         }
@@ -195,40 +198,172 @@ fn processes_mentioning(marker: &str) -> Vec<String> {
     found
 }
 
-#[test]
-fn an_interrupted_run_leaves_no_process_and_no_temporary_directory() {
+/// Processes whose environment or command line mentions `marker`.
+fn processes_mentioning(marker: &str) -> Vec<String> {
+    processes_with_marker(marker)
+        .into_iter()
+        .map(|(pid, cmd)| format!("{pid}: {cmd}"))
+        .collect()
+}
+
+/// Every listening TCP socket on this host: inode → `address:port` (hex, as the kernel shows it).
+fn listening_sockets() -> BTreeMap<u64, String> {
+    let mut sockets = BTreeMap::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            if fields.len() > 9
+                && fields[3] == "0A"
+                && let Ok(inode) = fields[9].parse::<u64>()
+            {
+                sockets.insert(inode, fields[1].to_owned());
+            }
+        }
+    }
+    sockets
+}
+
+/// The socket inodes process `pid` holds open.
+fn socket_inodes(pid: i32) -> BTreeSet<u64> {
+    let mut inodes = BTreeSet::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(link) = std::fs::read_link(fd.path())
+            && let Some(inode) = link
+                .to_string_lossy()
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|n| n.parse().ok())
+        {
+            inodes.insert(inode);
+        }
+    }
+    inodes
+}
+
+/// The listening sockets held by `pids`: inode → address.
+fn listening_sockets_of(pids: &[i32]) -> BTreeMap<u64, String> {
+    let held: BTreeSet<u64> = pids.iter().flat_map(|pid| socket_inodes(*pid)).collect();
+    listening_sockets()
+        .into_iter()
+        .filter(|(inode, _)| held.contains(inode))
+        .collect()
+}
+
+/// Lines of `stderr` as they come, through a channel.
+fn lines_of(stderr: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[rstest]
+#[case::sigint(Signal::SIGINT)]
+#[case::sigterm(Signal::SIGTERM)]
+#[case::sighup(Signal::SIGHUP)]
+fn a_signal_halfway_through_a_run_cleans_up_and_writes_a_partial_report(#[case] signal: Signal) {
     let tmp = tempfile::tempdir().unwrap();
     let marker = tmp.path().to_str().unwrap().to_owned();
+    let reports = tmp.path().join("reports");
     let mut child = Command::new(PHASECHECK)
-        .args(["run", "--scenario", "MNT-*", "--report-dir"])
-        .arg(tmp.path().join("reports"))
+        .args([
+            "run",
+            "--scenario",
+            "RUN-1",
+            "--scenario",
+            "MNT-*",
+            "--report-dir",
+        ])
+        .arg(&reports)
         .current_dir(repo())
         .env("TMPDIR", tmp.path())
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt once workload processes (children started with TMPDIR) are running.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while processes_mentioning(&marker)
-        .iter()
-        .filter(|p| p.contains(" phasepod "))
-        .count()
-        < 3
-    {
-        assert!(Instant::now() < deadline, "no workload process started");
+    let stderr = lines_of(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    // Halfway: once a case has finished while others still run workload processes (children
+    // started with TMPDIR).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no case finished while others ran:\n{}",
+            seen.join("\n")
+        );
+        while let Ok(line) = stderr.try_recv() {
+            seen.push(line);
+        }
+        let finished = seen.iter().any(|l| l.contains(" passed "));
+        let workloads = processes_with_marker(&marker)
+            .iter()
+            .filter(|(_, cmd)| cmd.contains(" phasepod "))
+            .count();
+        if finished && workloads >= 3 {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    let mut pids: Vec<i32> = processes_with_marker(&marker)
+        .iter()
+        .map(|(pid, _)| *pid)
+        .collect();
+    pids.push(child.id() as i32);
+    let held = listening_sockets_of(&pids);
+    assert!(
+        !held.is_empty(),
+        "the run listens on no socket: nothing to check"
+    );
+
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    seen.extend(stderr.iter());
+    let all = seen.join("\n");
     let left = processes_mentioning(&marker);
     assert!(left.is_empty(), "processes left behind: {left:?}");
+    let open = listening_sockets();
+    let still: Vec<&String> = held
+        .iter()
+        .filter(|(inode, _)| open.contains_key(inode))
+        .map(|(_, addr)| addr)
+        .collect();
+    assert!(still.is_empty(), "sockets still listening: {still:?}");
     expect_no_temporary_files(tmp.path());
+    assert_eq!(status.code(), Some(128 + signal as i32), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.join("report.json")).expect(&all)).unwrap();
+    let entries = report["scenarios"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        28,
+        "every planned case has an entry: {report:#}"
+    );
+    let outcomes: Vec<&str> = entries
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert!(outcomes.contains(&"passed"), "{outcomes:?}");
+    assert!(outcomes.contains(&"interrupted"), "{outcomes:?}");
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(junit.contains("interrupted"), "{junit}");
 }
 
 #[test]
@@ -327,4 +462,534 @@ fn clean_removes_store_containers_that_carry_the_phasecheck_label() {
         String::from_utf8_lossy(&left.stdout).trim().is_empty(),
         "the labelled container is still there"
     );
+}
+
+/// Runs `phasecheck run args…` with `--report-dir <tmp>/reports`, returning the output and the
+/// report directory.
+fn run_with_reports(args: &[&str], tmp: &Path) -> (Output, PathBuf) {
+    let reports = tmp.join("reports");
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--report-dir", reports.to_str().unwrap()]);
+    (phasecheck(&all, tmp), reports)
+}
+
+fn read_report(reports: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(reports.join("report.json")).unwrap()).unwrap()
+}
+
+/// Waits until at least `n` workload processes of the run marked by `marker` run.
+fn wait_for_workloads(marker: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processes_with_marker(marker)
+        .iter()
+        .filter(|(_, cmd)| cmd.contains(" phasepod "))
+        .count()
+        < n
+    {
+        assert!(Instant::now() < deadline, "no workload process started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_second_signal_exits_at_once_and_leaves_no_process_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().to_str().unwrap().to_owned();
+    let mut child = Command::new(PHASECHECK)
+        .args(["run", "--scenario", "MNT-*", "--report-dir"])
+        .arg(tmp.path().join("reports"))
+        .current_dir(repo())
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines_of(child.stderr.take().unwrap());
+    wait_for_workloads(&marker, 3);
+    let pid = Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGTERM).unwrap();
+    // NB: the first signal's cleanup stops every pod with a grace period; this lands inside it.
+    std::thread::sleep(Duration::from_millis(50));
+    kill(pid, Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let all: Vec<String> = stderr.iter().collect();
+    let all = all.join("\n");
+    assert!(all.contains("SIGTERM again: exiting now"), "{all}");
+    assert_eq!(status.code(), Some(143), "{all}");
+    let left = processes_mentioning(&marker);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    expect_no_temporary_files(tmp.path());
+}
+
+#[test]
+fn a_closed_stdout_and_stderr_neither_panic_nor_stop_the_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reports = tmp.path().join("reports");
+    // `phasecheck run 2>&1 | head -1`: one pipe for both, closed after the first line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut child = Command::new(PHASECHECK)
+        .args(["run", "--scenario", "RUN-1", "--report-dir"])
+        .arg(&reports)
+        .current_dir(repo())
+        .env("TMPDIR", tmp.path())
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(reader).read_line(&mut first).unwrap();
+    assert!(first.starts_with("phasecheck: running"), "{first}");
+    // The reader is dropped here: every later write meets a closed pipe.
+    let status = child.wait().unwrap();
+    assert!(
+        matches!(status.code(), Some(0) | Some(141)),
+        "exit {status:?}: a panic is 101"
+    );
+    let report = read_report(&reports);
+    let entries = report["scenarios"].as_array().unwrap();
+    assert_eq!(entries.len(), 4, "{report:#}");
+    assert!(
+        entries.iter().all(|e| e["outcome"] == "passed"),
+        "{report:#}"
+    );
+    assert!(reports.join("junit.xml").is_file());
+}
+
+#[test]
+fn a_manifest_with_an_unknown_field_stops_the_run_before_any_case_naming_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let manifest =
+        std::fs::read_to_string(repo().join("fixtures/subjects/manifests/phasepod-classic.yaml"))
+            .unwrap();
+    let typo = manifest.replacen(
+        "imagePullPolicy: IfNotPresent",
+        "imagePullPolicyy: IfNotPresent",
+        1,
+    );
+    assert_ne!(typo, manifest);
+    std::fs::write(manifests.join("phasepod-classic.yaml"), typo).unwrap();
+    let profile = std::fs::read_to_string(repo().join("fixtures/subjects/phasepod.yaml")).unwrap();
+    let subject = dir.path().join("subject.yaml");
+    std::fs::write(&subject, profile).unwrap();
+    let (output, reports) = run_with_reports(&["--subject", subject.to_str().unwrap()], dir.path());
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("manifests/phasepod-classic.yaml: document"),
+        "{all}"
+    );
+    assert!(all.contains("imagePullPolicyy"), "{all}");
+    assert!(
+        !all.contains("phasecheck: running"),
+        "a case started:\n{all}"
+    );
+    assert!(!reports.join("report.json").exists());
+}
+
+#[test]
+fn a_report_dir_that_is_a_file_stops_the_run_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let started = Instant::now();
+    let output = phasecheck(&["run", "--report-dir", file.to_str().unwrap()], tmp.path());
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(all.contains("--report-dir"), "{all}");
+    assert!(all.contains("not-a-dir is not a directory"), "{all}");
+    assert!(
+        !all.contains("phasecheck: running"),
+        "a case started:\n{all}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn zero_jobs_or_zero_repeats_are_input_errors() {
+    expect_input_error(&["run", "--jobs", "0"], &["--jobs 0", "--jobs 1 or more"]);
+    expect_input_error(&["run", "--repeat", "0"], &["--repeat 0"]);
+    expect_input_error(&["run", "--timeout", "soon"], &["--timeout", "90s"]);
+}
+
+#[test]
+fn repeat_runs_each_case_that_often_and_counts_the_passes_per_case() {
+    let tmp = tempfile::tempdir().unwrap();
+    let subject = repo().join("fixtures/subjects/phasepod.yaml");
+    let (output, reports) = run_with_reports(
+        &[
+            "--subject",
+            subject.to_str().unwrap(),
+            "--scenario",
+            "RUN-1",
+            "--scenario",
+            "INIT-4",
+            "--backend",
+            "s3",
+            "--repeat",
+            "3",
+        ],
+        tmp.path(),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    for case in ["INIT-4 fresh-start", "RUN-1 ordering"] {
+        let row = all
+            .lines()
+            .find(|l| l.starts_with(case))
+            .unwrap_or_else(|| panic!("no summary row for {case}:\n{all}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[4..6], ["3/3", "passed"], "{row}");
+    }
+    assert!(
+        all.contains("2 case(s), each run 3 time(s): 0 flaky"),
+        "{all}"
+    );
+    let report = read_report(&reports);
+    let entries = report["scenarios"].as_array().unwrap();
+    let iterations: Vec<u64> = entries
+        .iter()
+        .map(|e| e["iteration"].as_u64().unwrap())
+        .collect();
+    assert_eq!(iterations, [1, 2, 3, 1, 2, 3], "{report:#}");
+    assert_eq!(report["options"]["repeat"], 3);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_runs_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (output, reports) = run_with_reports(&["--scenario", "INIT-*", "--dry-run"], tmp.path());
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("runtime: local (each case at most 90s)"),
+        "{all}"
+    );
+    assert!(all.contains("services: embedded"), "{all}");
+    assert!(all.contains("28 case(s), each run 1 time(s)"), "{all}");
+    assert!(all.contains("INIT-7 atomic-restore"), "{all}");
+    assert!(!all.contains("phasecheck: running"), "{all}");
+    assert!(!reports.exists(), "a dry run writes nothing");
+    expect_no_temporary_files(tmp.path());
+}
+
+#[test]
+fn a_case_over_its_timeout_fails_with_its_timeline_and_leaves_nothing_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().to_str().unwrap().to_owned();
+    let subject = repo().join("fixtures/subjects/phasepod.yaml");
+    let (output, reports) = run_with_reports(
+        &[
+            "--subject",
+            subject.to_str().unwrap(),
+            "--scenario",
+            "MNT-1",
+            "--backend",
+            "s3",
+            "--timeout",
+            "3s",
+        ],
+        tmp.path(),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("did not finish within 3s"), "{all}");
+    let report = read_report(&reports);
+    let entry = &report["scenarios"][0];
+    assert_eq!(entry["outcome"], "failed");
+    assert_eq!(report["options"]["timeout_ms"], 3000);
+    let artefacts = PathBuf::from(entry["artefacts"].as_str().expect("an artefact directory"));
+    let timeline = std::fs::read_to_string(artefacts.join("case.timeline.txt")).unwrap();
+    assert!(timeline.contains("restore"), "{timeline}");
+    let left = processes_mentioning(&marker);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    expect_no_temporary_files(tmp.path());
+}
+
+#[test]
+fn fail_fast_cancels_the_cases_under_way_after_the_first_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = repo().join("fixtures/subjects/broken/creds-to-app.yaml");
+    let (output, reports) = run_with_reports(
+        &[
+            "--subject",
+            broken.to_str().unwrap(),
+            "--scenario",
+            "SEC-1",
+            "--scenario",
+            "MNT-1",
+            "--fail-fast",
+        ],
+        tmp.path(),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    let report = read_report(&reports);
+    assert!(
+        report["stopped"]
+            .as_str()
+            .unwrap()
+            .starts_with("--fail-fast: SEC-1 creds-isolated"),
+        "{report:#}"
+    );
+    let mnt: Vec<&serde_json::Value> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["id"] == "MNT-1")
+        .collect();
+    assert_eq!(mnt.len(), 2);
+    for entry in mnt {
+        assert_eq!(entry["outcome"], "interrupted", "{entry:#}");
+        assert!(
+            entry["message"].as_str().unwrap().contains("--fail-fast"),
+            "{entry:#}"
+        );
+    }
+    expect_no_temporary_files(tmp.path());
+}
+
+#[test]
+fn keep_on_failure_prints_where_each_kept_namespace_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = repo().join("fixtures/subjects/broken/creds-to-app.yaml");
+    let (output, reports) = run_with_reports(
+        &[
+            "--subject",
+            broken.to_str().unwrap(),
+            "--scenario",
+            "SEC-1",
+            "--backend",
+            "s3",
+            "--keep-on-failure",
+        ],
+        tmp.path(),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    let report = read_report(&reports);
+    let ns = report["scenarios"][0]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let line = all
+        .lines()
+        .find(|l| l.starts_with("kept for inspection:"))
+        .unwrap_or_else(|| panic!("no kept line:\n{all}"));
+    let path = line
+        .split(" kept at ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no path in `{line}`"));
+    assert!(path.ends_with(&ns), "{line}");
+    assert!(
+        Path::new(path).join("pods").is_dir(),
+        "{path} holds no pods"
+    );
+    let left = processes_mentioning(tmp.path().to_str().unwrap());
+    assert!(
+        left.is_empty(),
+        "a kept namespace's processes are stopped: {left:?}"
+    );
+}
+
+#[test]
+fn clean_removes_the_processes_and_files_a_killed_run_left_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().to_str().unwrap().to_owned();
+    let mut child = Command::new(PHASECHECK)
+        .args(["run", "--scenario", "MNT-*", "--report-dir"])
+        .arg(tmp.path().join("reports"))
+        .current_dir(repo())
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_workloads(&marker, 3);
+    // SIGKILL: no handler, no cleanup, as when a CI runner gives up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let orphans = processes_with_marker(&marker);
+    assert!(
+        !orphans.is_empty(),
+        "a killed run leaves its pods' processes running"
+    );
+
+    // A live run's directory, and one no run claims, stay.
+    let live = tmp.path().join("phasecheck-run-live");
+    std::fs::create_dir(&live).unwrap();
+    scenarios::clean::claim_dir(&live).unwrap();
+    let unclaimed = tmp.path().join("phasecheck-local-unclaimed");
+    std::fs::create_dir(&unclaimed).unwrap();
+
+    let output = phasecheck(&["clean", "--runtime", "local"], tmp.path());
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("killed"), "{all}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_mentioning(&marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = processes_mentioning(&marker);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert!(live.is_dir() && unclaimed.is_dir(), "{all}");
+    assert!(all.contains("left alone"), "{all}");
+    std::fs::remove_dir_all(&live).unwrap();
+    std::fs::remove_dir_all(&unclaimed).unwrap();
+    let rest: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("phasecheck-"))
+        .collect();
+    assert!(rest.is_empty(), "left behind: {rest:?}");
+}
+
+#[test]
+fn plain_clean_without_a_kubeconfig_still_cleans_this_host_and_exits_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = phasecheck_with_env(
+        &["clean"],
+        tmp.path(),
+        &[
+            ("KUBECONFIG", tmp.path().join("none").as_os_str()),
+            ("PATH", tmp.path().as_os_str()),
+        ],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("the kind cluster is not reachable"), "{all}");
+    assert!(all.contains("no `docker` program"), "{all}");
+    assert!(
+        all.contains("director(y/ies) of runs that are gone"),
+        "{all}"
+    );
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let output = phasecheck(&["completions", shell], tmp.path());
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{shell}: {}", text(&output));
+        assert!(out.contains("fail-fast"), "{shell}:\n{out}");
+    }
+}
+
+/// Every `PHASECHECK_*` variable the harness, the CLI and CI read.
+fn variables_in_the_code() -> BTreeSet<String> {
+    let mut files = vec![repo().join(".ci/run")];
+    let mut dirs = vec![repo().join("harness/src"), repo().join("scenarios/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, _) in text.match_indices("PHASECHECK_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            // A prefix in prose (`PHASECHECK_S3_*`) is no variable.
+            if !name.ends_with('_') {
+                found.insert(name);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn help_lists_every_phasecheck_variable_the_code_reads() {
+    let variables = variables_in_the_code();
+    assert!(variables.len() >= 15, "{variables:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [&["--help"][..], &["run", "--help"][..]] {
+        let help = String::from_utf8(phasecheck(args, tmp.path()).stdout).unwrap();
+        for variable in &variables {
+            assert!(
+                help.contains(variable.as_str()),
+                "{args:?}: {variable} missing"
+            );
+        }
+        for code in [
+            "0 ",
+            "1 ",
+            "2 ",
+            "128+N",
+            "130 SIGINT",
+            "143 SIGTERM",
+            "129 SIGHUP",
+        ] {
+            assert!(help.contains(code), "{args:?}: exit code {code} missing");
+        }
+    }
+}
+
+#[test]
+fn help_output_is_stable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = phasecheck(&["--help"], tmp.path());
+    assert!(root.status.success());
+    insta::assert_snapshot!("phasecheck_help", String::from_utf8(root.stdout).unwrap());
+    let run = phasecheck(&["run", "--help"], tmp.path());
+    assert!(run.status.success());
+    insta::assert_snapshot!(
+        "phasecheck_run_help",
+        String::from_utf8(run.stdout).unwrap()
+    );
+}
+
+#[test]
+fn junit_of_a_run_holds_properties_failure_bodies_timelines_and_timestamps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = repo().join("fixtures/subjects/phasepod.yaml");
+    let broken = repo().join("fixtures/subjects/broken/creds-to-app.yaml");
+    let (output, reports) = run_with_reports(
+        &[
+            "--subject",
+            reference.to_str().unwrap(),
+            broken.to_str().unwrap(),
+            "--scenario",
+            "RUN-1",
+            "--scenario",
+            "SEC-1",
+            "--backend",
+            "s3",
+            "--jobs",
+            "1",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    let reports = reports.to_str().unwrap().to_owned();
+    insta::with_settings!({filters => vec![
+        (reports.as_str(), "[reports]"),
+        (r#"timestamp="[^"]+""#, r#"timestamp="[timestamp]""#),
+        (r#"time="[^"]+""#, r#"time="[time]""#),
+        // A timeline's columns keep their width.
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z(  )", "[time]                  $1"),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "[time]"),
+        (r"uid [0-9a-f-]{36}", "uid [uid]"),
+        (r"(pc-[a-z0-9-]+)-[0-9a-f]{5}\b", "$1-[nonce]"),
+        (r"phasepod-[a-z0-9]{10}-[a-z0-9]{5}", "phasepod-[pod]"),
+    ]}, {
+        insta::assert_snapshot!("junit", junit);
+    });
 }

@@ -242,4 +242,8 @@ pub trait Runtime: Send + Sync {
 
     /// Stops everything the runtime started.
     fn shutdown(&self) -> impl Future<Output = ()> + Send;
+
+    /// Stops what it can at once, synchronously and best effort, for a program that is about to
+    /// exit without [`Runtime::shutdown`] (a second interrupt). Nothing by default.
+    fn abort(&self) {}
 }

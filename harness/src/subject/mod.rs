@@ -87,6 +87,16 @@ pub enum Error {
         /// What the parser said, with line and column.
         message: String,
     },
+    /// A manifest the profile names is not a valid Kubernetes object (not YAML, an unknown field,
+    /// a wrong type); the message names the manifest file and the document.
+    #[error("{source} (in a manifest of subject {profile})")]
+    Manifest {
+        /// The profile naming the manifest.
+        profile: PathBuf,
+        /// What is wrong, naming the manifest file and the document.
+        #[source]
+        source: Box<crate::runtime::objects::Error>,
+    },
     /// A field has a value the harness cannot use.
     #[error("{path}: field `{field}`: {problem}")]
     Invalid {
@@ -520,6 +530,14 @@ impl Subject {
                     &format!("manifests[{i}]"),
                     format!("cannot read {}: {source}", file.display()),
                 )
+            })?;
+            // NB: strictly, as the runtimes will: a typo in a manifest is an input error now,
+            // naming the manifest, not a failure of every case later.
+            crate::runtime::objects::parse_manifests(&text, &file).map_err(|source| {
+                Error::Manifest {
+                    profile: path.to_owned(),
+                    source: Box::new(source),
+                }
             })?;
             manifests.push((file, text));
         }

@@ -195,3 +195,19 @@ fn http_access_percent_encodes_the_path() {
         AppRequest::Http("/files/a%20b/%C3%BC.txt".into())
     );
 }
+
+#[test]
+fn an_unknown_field_in_a_manifest_is_an_error_naming_the_manifest_and_document() {
+    let manifest = MANIFEST.replace(
+        "{name: backup, image: i}",
+        "{name: backup, image: i, restartPolicyy: Always}",
+    );
+    assert_ne!(manifest, MANIFEST);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "m.yaml", &manifest);
+    let path = write(dir.path(), "s.yaml", &profile(""));
+    let message = Subject::load(&path).unwrap_err().to_string();
+    assert!(message.contains("m.yaml: document 1 (Pod p)"), "{message}");
+    assert!(message.contains("restartPolicyy"), "{message}");
+    assert!(message.contains("s.yaml"), "{message}");
+}

@@ -18,6 +18,9 @@ use crate::{ensure, fail};
 
 /// How often the availability probe asks the app.
 const AVAILABILITY_PERIOD: Duration = Duration::from_millis(100);
+/// The pause between two writes of [`Scenario::write_until_backup`]: an app under steady
+/// writes, not a tight loop that starves the machine.
+const WRITE_PERIOD: Duration = Duration::from_millis(25);
 /// How long one availability request may take before it counts as an interruption.
 const AVAILABILITY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -215,9 +218,15 @@ impl<R: Runtime> Scenario<'_, R> {
                 .await?;
             writes += 1;
             if let Some(id) = self.backup_taken_since(at).await? {
+                let taken = super::backup_time(&id).unwrap_or(at);
+                ensure!(
+                    taken <= deadline,
+                    "backup {id} was taken at {taken}, later than {at} + {patience:?}"
+                );
                 return Ok((id, writes));
             }
-            if Utc::now() > deadline {
+            tokio::time::sleep(WRITE_PERIOD).await;
+            if Utc::now() > deadline + super::completion_grace() {
                 fail!(
                     "no backup taken between {at} and {deadline} while the app was written to ({writes} writes)"
                 );

@@ -136,6 +136,10 @@ impl Runtime for LocalRuntime {
     async fn shutdown(&self) {
         LocalRuntime::shutdown(self).await
     }
+
+    fn abort(&self) {
+        LocalRuntime::abort(self)
+    }
 }
 
 fn claim_io(what: &'static str, dir: &Path) -> impl FnOnce(std::io::Error) -> Error {

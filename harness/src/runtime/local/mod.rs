@@ -131,7 +131,8 @@ const STOP_SLACK: Duration = Duration::from_secs(30);
 /// The embedded runtime; see the [module docs](self).
 ///
 /// Dropping it SIGKILLs every process it started (best effort, synchronously) and removes its
-/// files; [`LocalRuntime::shutdown`] does the same and waits.
+/// files; [`LocalRuntime::abort`] does that without the drop, and [`LocalRuntime::shutdown`]
+/// does the same and waits.
 pub struct LocalRuntime {
     root: PathBuf,
     tempdir: Mutex<Option<tempfile::TempDir>>,
@@ -605,8 +606,12 @@ impl LocalRuntime {
     }
 }
 
-impl Drop for LocalRuntime {
-    fn drop(&mut self) {
+impl LocalRuntime {
+    /// Kills every process at once (SIGKILL, no grace period) and removes the files of every
+    /// namespace not stopped with [`Self::stop_namespace`], and the runtime's own temporary
+    /// directory unless such a namespace is kept in it. Synchronous and best effort: what drop
+    /// does, for a program that must exit now (a second interrupt) and will not drop it.
+    pub fn abort(&self) {
         self.node.procs.close_and_kill();
         let mut kept = false;
         if let Ok(namespaces) = self.namespaces.lock() {
@@ -625,13 +630,22 @@ impl Drop for LocalRuntime {
                 }
             }
         }
-        if kept
-            && let Ok(mut tempdir) = self.tempdir.lock()
+        if let Ok(mut tempdir) = self.tempdir.lock()
             && let Some(dir) = tempdir.take()
         {
-            let path = dir.keep();
-            tracing::info!("kept stopped namespaces under {}", path.display());
+            if kept {
+                let path = dir.keep();
+                tracing::info!("kept stopped namespaces under {}", path.display());
+            } else {
+                drop(dir);
+            }
         }
+    }
+}
+
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        self.abort();
     }
 }
 
