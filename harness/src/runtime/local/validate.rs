@@ -22,6 +22,8 @@ pub(super) struct Context<'a> {
     pub claims: &'a BTreeSet<String>,
     /// Whether a workload owns the pods (their restartPolicy must be Always).
     pub owned: bool,
+    /// Why the runtime has no sandboxes, if it has none.
+    pub no_sandbox: Option<&'a String>,
 }
 
 impl Context<'_> {
@@ -255,6 +257,15 @@ fn container(
         }
     }
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+        if let Some(reason) = cx.no_sandbox {
+            return Err(cx.unsupported(
+                format!("{field}.volumeMounts[{i}]"),
+                &format!(
+                    "this runtime has no sandboxes ({reason}), so the container would not see volume `{}` at {}",
+                    m.name, m.mount_path
+                ),
+            ));
+        }
         if !volumes.contains(m.name.as_str()) {
             return Err(cx.invalid(format!(
                 "{field}.volumeMounts[{i}]: no volume named `{}` in the pod",
@@ -275,9 +286,12 @@ fn container(
                 "{field}.volumeMounts[{i}].subPath: must be relative, without `..`"
             )));
         }
-        if !m.mount_path.starts_with('/') || m.mount_path.trim_end_matches('/').is_empty() {
+        if !m.mount_path.starts_with('/')
+            || m.mount_path.trim_end_matches('/').is_empty()
+            || m.mount_path.split('/').any(|c| c == "..")
+        {
             return Err(cx.invalid(format!(
-                "{field}.volumeMounts[{i}].mountPath: `{}` must be an absolute path other than /",
+                "{field}.volumeMounts[{i}].mountPath: `{}` must be an absolute path other than /, without `..`",
                 m.mount_path
             )));
         }
