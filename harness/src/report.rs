@@ -2,7 +2,8 @@
 //! summary table.
 //!
 //! `report.json` holds one entry per scenario × subject × backend; its shape is stable
-//! (`id`, `name`, `subject`, `backend`, `outcome`, `duration_ms`, `message`).
+//! (`id`, `name`, `subject`, `backend`, `outcome`, `duration_ms`, `message`). On the local
+//! runtime it also says how containers were isolated (`isolation`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,11 @@ pub struct RunReport {
     pub catalog: String,
     /// Runtime name (`local`, `kind`, …).
     pub runtime: String,
+    /// How the local runtime isolated containers: `sandbox`, or how it fell short of a cluster
+    /// (no root, no sandboxes) — a lower fidelity than the outcomes alone show. Absent on a
+    /// cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
     /// Wall time of the whole run.
     pub wall_ms: u64,
     /// One entry per scenario × subject × backend.
@@ -172,6 +178,9 @@ impl RunReport {
                 first_line
             );
         }
+        if let Some(note) = self.isolation.as_deref().filter(|n| *n != "sandbox") {
+            let _ = writeln!(out, "LOWER FIDELITY: the local runtime ran with {note}");
+        }
         let _ = writeln!(
             out,
             "{} passed, {} failed, {} skipped in {:.1}s wall time",
@@ -199,6 +208,7 @@ mod tests {
         RunReport {
             catalog: "v1".into(),
             runtime: "local".into(),
+            isolation: Some("sandbox".into()),
             wall_ms: 1234,
             scenarios: vec![
                 ScenarioResult {
@@ -243,6 +253,7 @@ mod tests {
             assert!(entries[1].get(key).is_some(), "missing {key}");
         }
         assert_eq!(entries[1]["outcome"], "failed");
+        assert_eq!(value["isolation"], "sandbox");
         let xml = std::fs::read_to_string(junit).unwrap();
         assert!(xml.contains("MNT-4 retention"), "{xml}");
         assert!(xml.contains("<failure"), "{xml}");
@@ -254,5 +265,24 @@ mod tests {
         assert!(table.ends_with("1 passed, 1 failed, 0 skipped in 1.2s wall time\n"));
         assert!(table.contains("5 backups kept, KEEP=2"));
         assert!(!table.contains("more"));
+        assert!(!table.contains("LOWER FIDELITY"));
+    }
+
+    #[test]
+    fn a_run_with_less_isolation_than_a_cluster_says_so_in_the_summary_and_the_json() {
+        let mut report = sample();
+        report.isolation = Some("no sandboxes (user namespaces disabled): …".into());
+        assert!(
+            report
+                .summary_table()
+                .contains("LOWER FIDELITY: the local runtime ran with no sandboxes")
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(
+            json["isolation"]
+                .as_str()
+                .unwrap()
+                .starts_with("no sandboxes")
+        );
     }
 }

@@ -113,6 +113,18 @@ enum ImageCommand {
 }
 
 fn main() -> ExitCode {
+    // NB: two more programs live in this one. Called `phasepod` (the local runtime shows this
+    // binary at the reference image's `/phasepod`), it is phasepod; `phasecheck sandbox …` is
+    // the local runtime's sandbox launcher, started by the runtime itself. Both are decided
+    // before the command line is parsed, which is theirs.
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_default();
+    if std::path::Path::new(&program).file_name() == Some(std::ffi::OsStr::new("phasepod")) {
+        return phasepod::cli::run(std::env::args_os());
+    }
+    if args.next().as_deref() == Some(std::ffi::OsStr::new("sandbox")) {
+        return harness::runtime::local::sandbox_launcher(&["sandbox"]);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::List => {
@@ -171,7 +183,7 @@ fn main() -> ExitCode {
                 report_dir,
                 keep_on_failure,
                 services,
-                phasepod: None,
+                phasecheck: None,
             };
             let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
             tokio.block_on(scenarios::runner::run_cli(options))

@@ -62,9 +62,11 @@ pub struct RunOptions {
     pub keep_on_failure: bool,
     /// Where backup stores come from.
     pub services: Services,
-    /// The command that runs phasepod for the builtin image; `None` = this program's hidden
-    /// `phasepod` subcommand (set it when embedding the runner in tests).
-    pub phasepod: Option<Vec<String>>,
+    /// The `phasecheck` binary, which the local runtime runs as phasepod for the builtin image
+    /// (shown in sandboxes at the image's `/phasepod`, and called by that name) and as its
+    /// sandbox launcher (`phasecheck sandbox`); `None` = this program. Set it when embedding the
+    /// runner in tests: `env!("CARGO_BIN_EXE_phasecheck")`.
+    pub phasecheck: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -79,7 +81,7 @@ impl RunOptions {
             report_dir: PathBuf::from("target/phasecheck"),
             keep_on_failure: false,
             services: Services::Embedded,
-            phasepod: None,
+            phasecheck: None,
         }
     }
 }
@@ -249,7 +251,7 @@ async fn run_cases(
     options: &RunOptions,
     cases: Vec<Case>,
     interrupt: impl std::future::Future<Output = ()>,
-) -> Result<(Vec<ScenarioResult>, &'static str), Stopped> {
+) -> Result<(Vec<ScenarioResult>, &'static str, Option<String>), Stopped> {
     if options.runtime == RuntimeKind::Local {
         let env = Arc::new(
             Environment::local(options, &cases)
@@ -258,7 +260,7 @@ async fn run_cases(
         );
         let results = until_interrupted(execute(env.clone(), cases, options.jobs), interrupt).await;
         env.shutdown().await;
-        return results.map(|r| (r, env.runtime_name()));
+        return results.map(|r| (r, env.runtime_name(), env.isolation_note()));
     }
     let cluster = ClusterRun::start(options, &cases)
         .await
@@ -280,7 +282,7 @@ async fn run_cases(
             message: e,
         });
     }
-    Ok((results, name))
+    Ok((results, name, None))
 }
 
 async fn until_interrupted<T>(
@@ -307,7 +309,7 @@ pub async fn run_cli(options: RunOptions) -> ExitCode {
         let _ = tokio::signal::ctrl_c().await;
         eprintln!("phasecheck: interrupted; stopping every pod and service of this run");
     };
-    let (results, runtime) = match run_cases(&options, cases, interrupt).await {
+    let (results, runtime, isolation) = match run_cases(&options, cases, interrupt).await {
         Ok(done) => done,
         Err(Stopped::Input(e)) => {
             eprintln!("phasecheck: error: {e}");
@@ -318,6 +320,7 @@ pub async fn run_cli(options: RunOptions) -> ExitCode {
     let report = RunReport {
         catalog: CATALOG_VERSION.to_owned(),
         runtime: runtime.to_owned(),
+        isolation,
         wall_ms: started.elapsed().as_millis() as u64,
         scenarios: results,
     };
@@ -340,14 +343,16 @@ pub async fn run_cli(options: RunOptions) -> ExitCode {
 pub async fn run_report(options: &RunOptions) -> Result<RunReport, InputError> {
     let started = Instant::now();
     let cases = plan(options)?;
-    let (results, runtime) = match run_cases(options, cases, std::future::pending()).await {
-        Ok(done) => done,
-        Err(Stopped::Input(e)) => return Err(e),
-        Err(Stopped::Interrupted) => unreachable!("a pending future never interrupts"),
-    };
+    let (results, runtime, isolation) =
+        match run_cases(options, cases, std::future::pending()).await {
+            Ok(done) => done,
+            Err(Stopped::Input(e)) => return Err(e),
+            Err(Stopped::Interrupted) => unreachable!("a pending future never interrupts"),
+        };
     Ok(RunReport {
         catalog: CATALOG_VERSION.to_owned(),
         runtime: runtime.to_owned(),
+        isolation,
         wall_ms: started.elapsed().as_millis() as u64,
         scenarios: results,
     })

@@ -171,7 +171,9 @@ fn the_kind_runtime_without_kind_installed_says_what_to_install() {
     assert!(all.contains("install kind"), "{all}");
 }
 
-/// Processes whose environment or command line mentions `marker`.
+/// Processes whose command line, environment or mounts mention `marker`: workload processes
+/// in their sandboxes (whose mounts come from the run's temporary directory), the sandbox
+/// launchers (whose command line names it) and anything started with the run's `TMPDIR`.
 fn processes_mentioning(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -179,13 +181,13 @@ fn processes_mentioning(marker: &str) -> Vec<String> {
         if !pid.chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
-        for file in ["cmdline", "environ"] {
+        for file in ["cmdline", "environ", "mountinfo"] {
             if let Ok(bytes) = std::fs::read(entry.path().join(file))
                 && String::from_utf8_lossy(&bytes).contains(marker)
             {
                 let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
                 found.push(format!(
-                    "{pid}: {}",
+                    "{pid} ({file}): {}",
                     String::from_utf8_lossy(&cmd).replace('\0', " ")
                 ));
                 break;
@@ -195,30 +197,47 @@ fn processes_mentioning(marker: &str) -> Vec<String> {
     found
 }
 
-#[test]
-fn an_interrupted_run_leaves_no_process_and_no_temporary_directory() {
-    let tmp = tempfile::tempdir().unwrap();
-    let marker = tmp.path().to_str().unwrap().to_owned();
-    let mut child = Command::new(PHASECHECK)
+/// The run's marker: the name of its temporary directory (mount roots are shown relative to
+/// their file system, so the name, not the whole path).
+fn marker_of(tmp: &Path) -> String {
+    tmp.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Starts `phasecheck run` on the MNT scenarios and waits until at least three apps
+/// (`phasepod serve`, which runs until stopped) run in sandboxes built from the run's
+/// temporary directory.
+fn start_run_with_sandboxes(tmp: &Path) -> std::process::Child {
+    let marker = marker_of(tmp);
+    let child = Command::new(PHASECHECK)
         .args(["run", "--scenario", "MNT-*", "--report-dir"])
-        .arg(tmp.path().join("reports"))
+        .arg(tmp.join("reports"))
         .current_dir(repo())
-        .env("TMPDIR", tmp.path())
+        .env("TMPDIR", tmp)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Interrupt once workload processes (children started with TMPDIR) are running.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while processes_mentioning(&marker)
         .iter()
-        .filter(|p| p.contains(" phasepod "))
+        .filter(|p| p.contains("(mountinfo): /phasepod serve"))
         .count()
         < 3
     {
-        assert!(Instant::now() < deadline, "no workload process started");
+        assert!(
+            Instant::now() < deadline,
+            "no sandboxed workload process started: {:?}",
+            processes_mentioning(&marker)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
+    child
+}
+
+#[test]
+fn an_interrupted_run_leaves_no_process_and_no_temporary_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = start_run_with_sandboxes(tmp.path());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -226,9 +245,27 @@ fn an_interrupted_run_leaves_no_process_and_no_temporary_directory() {
     .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    let left = processes_mentioning(&marker);
+    let left = processes_mentioning(&marker_of(tmp.path()));
     assert!(left.is_empty(), "processes left behind: {left:?}");
     expect_no_temporary_files(tmp.path());
+}
+
+#[test]
+fn a_killed_run_leaves_no_sandbox_process_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = start_run_with_sandboxes(tmp.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // NB: SIGKILL leaves no time to clean up: each sandbox notices its runtime is gone (its
+    // control socket closes) and takes its PID namespace down; death is no event to await.
+    let marker = marker_of(tmp.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left = processes_mentioning(&marker);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = processes_mentioning(&marker);
+    }
+    assert!(left.is_empty(), "processes left behind: {left:?}");
 }
 
 #[test]
@@ -245,7 +282,7 @@ fn a_finished_run_leaves_no_process_and_no_temporary_directory() {
         tmp.path(),
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let left = processes_mentioning(tmp.path().to_str().unwrap());
+    let left = processes_mentioning(&marker_of(tmp.path()));
     assert!(left.is_empty(), "processes left behind: {left:?}");
     expect_no_temporary_files(tmp.path());
 }
