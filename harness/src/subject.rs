@@ -147,9 +147,11 @@ pub struct Profile {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum ImageSource {
-    /// A program phasecheck builds itself; only `phasepod`.
+    /// A program phasecheck builds itself; only `phasepod`, which sandboxes show at the
+    /// reference image's `/phasepod`.
     Builtin(String),
-    /// A host command (entrypoint argv) standing in for the image.
+    /// A host command (entrypoint argv) standing in for the image. Sandboxes show the host's
+    /// `/usr` and `/etc`; a program elsewhere (an absolute path) is bound in at its own path.
     Command(Vec<String>),
 }
 

@@ -556,6 +556,66 @@ spec:
 }
 
 #[tokio::test]
+async fn downward_api_and_projected_volumes_are_files_with_their_declared_modes() {
+    let rt = runtime();
+    setup(
+        &rt,
+        "downward",
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: s}
+stringData: {key: k3y}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  labels: {app: demo, tier: "a b"}
+spec:
+  containers:
+  - name: app
+    image: test/sh:1
+    args: ["exec sleep 1000"]
+    volumeMounts:
+    - {name: info, mountPath: /etc/podinfo}
+    - {name: all, mountPath: /etc/all, readOnly: true}
+  volumes:
+  - name: info
+    downwardAPI:
+      defaultMode: 0400
+      items:
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}, mode: 0440}
+  - name: all
+    projected:
+      defaultMode: 0444
+      sources:
+      - secret: {name: s}
+      - downwardAPI: {items: [{path: ns, fieldRef: {fieldPath: metadata.namespace}}]}
+"#,
+    )
+    .await;
+    ready(&rt, "downward", "p").await;
+    let out = sh(
+        &rt,
+        "downward",
+        "p",
+        "app",
+        "cat /etc/podinfo/name; echo; cat /etc/podinfo/labels; echo; cat /etc/all/ns /etc/all/key; echo; \
+         stat -c '%a %n' /etc/podinfo/name /etc/podinfo/labels /etc/all/ns /etc/all/key",
+    )
+    .await;
+    assert_eq!(
+        out.stdout,
+        "p\napp=\"demo\"\ntier=\"a b\"\ndownwardk3y\n\
+         400 /etc/podinfo/name\n440 /etc/podinfo/labels\n444 /etc/all/ns\n444 /etc/all/key\n",
+        "{out:?}"
+    );
+    rt.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_script_using_absolute_pod_paths_runs_unchanged_in_its_sandbox() {
     let rt = runtime();
     setup(
@@ -1540,6 +1600,12 @@ async fn features_the_runtime_cannot_honour_are_rejected_with_the_field_named() 
                 "    volumeMounts: [{name: h, mountPath: /h}]\n  volumes: [{name: h, hostPath: {path: /}}]\n",
             ),
             "spec.volumes[0]",
+        ),
+        (
+            pod(
+                "    volumeMounts: [{name: d, mountPath: /d}]\n  volumes: [{name: d, downwardAPI: {items: [{path: l, resourceFieldRef: {resource: limits.cpu}}]}}]\n",
+            ),
+            "spec.volumes[0].downwardAPI.items[0]",
         ),
         (
             pod(

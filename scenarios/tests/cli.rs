@@ -207,12 +207,18 @@ fn marker_of(tmp: &Path) -> String {
 /// (`phasepod serve`, which runs until stopped) run in sandboxes built from the run's
 /// temporary directory.
 fn start_run_with_sandboxes(tmp: &Path) -> std::process::Child {
+    start_run_with_sandboxes_and_env(tmp, &[])
+}
+
+/// [`start_run_with_sandboxes`] with `env` added to phasecheck's environment.
+fn start_run_with_sandboxes_and_env(tmp: &Path, env: &[(&str, &str)]) -> std::process::Child {
     let marker = marker_of(tmp);
     let child = Command::new(PHASECHECK)
         .args(["run", "--scenario", "MNT-*", "--report-dir"])
         .arg(tmp.join("reports"))
         .current_dir(repo())
         .env("TMPDIR", tmp)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -248,6 +254,42 @@ fn an_interrupted_run_leaves_no_process_and_no_temporary_directory() {
     let left = processes_mentioning(&marker_of(tmp.path()));
     assert!(left.is_empty(), "processes left behind: {left:?}");
     expect_no_temporary_files(tmp.path());
+}
+
+#[test]
+fn containers_get_none_of_the_environment_phasecheck_runs_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let leak = "leak-marker-5d0c";
+    let mut child = start_run_with_sandboxes_and_env(
+        tmp.path(),
+        &[
+            ("AWS_CA_BUNDLE", "/nonexistent/ca.pem"),
+            ("PHASECHECK_TEST_LEAK", leak),
+        ],
+    );
+    let apps: Vec<String> = processes_mentioning(&marker_of(tmp.path()))
+        .into_iter()
+        .filter(|p| p.contains("(mountinfo): /phasepod serve"))
+        .collect();
+    let mut checked = 0;
+    for app in &apps {
+        let pid = app.split(' ').next().unwrap();
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let environ = String::from_utf8_lossy(&environ).replace('\0', "\n");
+        assert!(environ.contains("DATA_DIR=/data"), "{environ}");
+        assert!(!environ.contains(leak), "{environ}");
+        assert!(!environ.contains("AWS_CA_BUNDLE"), "{environ}");
+        checked += 1;
+    }
+    assert!(checked >= 3, "{apps:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
 }
 
 #[test]

@@ -54,7 +54,8 @@ async fn lifecycle(pod: &Arc<Pod>, tasks: &mut Tasks) -> Option<PodPhase> {
         let mut config_changes = ns.config_changes.subscribe();
         let (config, claims) = (ns.config(), ns.claims());
         drop(ns);
-        match volumes::materialise(&pod.spec, &pod.dir.join("volumes"), &claims, &config) {
+        let dir = pod.dir.join("volumes");
+        match volumes::materialise(&pod.spec, &dir, &claims, &config, &pod.fields) {
             Ok(volumes) => break volumes,
             Err(VolumeError::Missing(message)) => {
                 pod.set_message(Some(message));

@@ -47,9 +47,10 @@
 //!   with its runtime, however the runtime dies (see [`sandbox`]).
 //! - **Volumes**: `emptyDir` (per pod, removed with it), `persistentVolumeClaim` (a directory per
 //!   claim that outlives pods; the claim must be applied first, or be a StatefulSet
-//!   `volumeClaimTemplate`), `secret`, `configMap` and `projected` from those two (files with
-//!   the decoded values and their declared modes; `items` honoured), `subPath`. A volume whose
-//!   Secret or ConfigMap is missing keeps the pod Pending until it appears.
+//!   `volumeClaimTemplate`), `secret`, `configMap`, `downwardAPI` (`fieldRef` items) and
+//!   `projected` from those three (files with the decoded values and their declared modes;
+//!   `items` honoured), `subPath`. A volume whose Secret or ConfigMap is missing keeps the pod
+//!   Pending until it appears.
 //! - **Probes**: `startupProbe`, `readinessProbe`, `livenessProbe` with `httpGet` (HTTP, to the
 //!   pod's address), `tcpSocket` and `exec` (in the container's sandbox), with
 //!   `initialDelaySeconds`, `periodSeconds`, `timeoutSeconds`, `successThreshold`,
@@ -87,10 +88,10 @@
 //!   escapes the kill of its container (not of its pod).
 //! - `Runtime::write_claim`'s owner is not applied: files the harness writes stay the harness
 //!   user's, until a pod's `fsGroup` takes them over at its start.
-//! - No `lifecycle` hooks, gRPC probes, `hostNetwork`, `resourceFieldRef`, `subPathExpr`,
-//!   `downwardAPI` or other volume kinds: such manifests are rejected with the field named,
-//!   rather than run differently. Services are accepted and recorded, and do nothing (no DNS,
-//!   no proxying): address pods by [`PodInfo::ip`].
+//! - No `lifecycle` hooks, gRPC probes, `hostNetwork`, `resourceFieldRef`, `subPathExpr` or
+//!   other volume kinds: such manifests are rejected with the field named, rather than run
+//!   differently. Services are accepted and recorded, and do nothing (no DNS, no proxying):
+//!   address pods by [`PodInfo::ip`].
 //! - The Kubernetes service variables (`KUBERNETES_SERVICE_HOST`, …) are not set.
 //! - Timestamps are wall-clock milliseconds; events within a millisecond compare equal.
 //!
@@ -99,8 +100,9 @@
 //! Under the root (a temporary directory removed on drop, unless
 //! [`LocalRuntimeBuilder::with_root`]): `<ns>/pvc/<claim>/` and `<ns>/pods/<pod>/` (with
 //! `volumes/<volume>/`, `root/` where each sandbox's root is built (empty on the host) and
-//! `logs/<container>/<run>.log`, stdout and stderr interleaved line by line). [`LocalRuntimeBuilder::with_log_dir`] moves logs to `<dir>/<ns>/<pod>/<container>/`,
-//! where they outlive the namespace.
+//! `logs/<container>/<run>.log`, stdout and stderr interleaved line by line).
+//! [`LocalRuntimeBuilder::with_log_dir`] moves logs to `<dir>/<ns>/<pod>/<container>/`, where
+//! they outlive the namespace.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;

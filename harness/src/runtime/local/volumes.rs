@@ -1,6 +1,7 @@
 //! Pod volumes as host directories.
 //!
-//! `emptyDir`, `secret`, `configMap` and `projected` (secret and configMap sources) volumes are
+//! `emptyDir`, `secret`, `configMap`, `downwardAPI` and `projected` (secret, configMap and
+//! downwardAPI sources) volumes are
 //! directories under the pod's directory, created when the pod starts and removed with the pod;
 //! a `persistentVolumeClaim` is the claim's directory under the namespace, which outlives pods.
 //! Secret and ConfigMap volumes are written once, when the pod starts (Kubernetes refreshes them
@@ -19,9 +20,9 @@ use std::io;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, KeyToPath, PodSpec};
+use k8s_openapi::api::core::v1::{Container, DownwardAPIVolumeFile, KeyToPath, PodSpec};
 
-use super::launch::{Config, Data, Mount};
+use super::launch::{Config, Data, Mount, PodFields};
 
 /// Why a pod's volumes could not be set up.
 #[derive(Debug)]
@@ -41,6 +42,7 @@ pub(super) fn materialise(
     dir: &Path,
     claims: &BTreeMap<String, PathBuf>,
     config: &Config,
+    fields: &PodFields,
 ) -> Result<Volumes, VolumeError> {
     let mut volumes = Volumes::new();
     for volume in spec.volumes.iter().flatten() {
@@ -106,9 +108,16 @@ pub(super) fn materialise(
                 map.default_mode,
                 map.optional,
             )?;
+        } else if let Some(downward) = &volume.downward_api {
+            let items = downward.items.as_deref().unwrap_or_default();
+            write_fields(&own, items, downward.default_mode, fields)?;
         } else if let Some(projected) = &volume.projected {
             let mode = projected.default_mode;
             for source in projected.sources.iter().flatten() {
+                if let Some(downward) = &source.downward_api {
+                    let items = downward.items.as_deref().unwrap_or_default();
+                    write_fields(&own, items, mode, fields)?;
+                }
                 if let Some(secret) = &source.secret {
                     let items = secret.items.as_deref();
                     fill(
@@ -188,6 +197,49 @@ fn write_files(
     Ok(())
 }
 
+/// Writes downward-API `items` (pod fields) as files.
+fn write_fields(
+    dir: &Path,
+    items: &[DownwardAPIVolumeFile],
+    default_mode: Option<i32>,
+    fields: &PodFields,
+) -> Result<(), VolumeError> {
+    for item in items {
+        let Some(selector) = &item.field_ref else {
+            continue;
+        };
+        if !is_relative_inside(&item.path) {
+            continue;
+        }
+        let value = volume_field(&selector.field_path, fields).unwrap_or_default();
+        let path = dir.join(&item.path);
+        let io = |e: io::Error| VolumeError::Io(path.clone(), e);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&path, value).map_err(io)?;
+        let mode = item.mode.or(default_mode).unwrap_or(0o644) as u32 & 0o7777;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// A pod field as a downward-API volume file holds it: one field, or a whole label or
+/// annotation map as sorted `key="value"` lines.
+pub(super) fn volume_field(path: &str, fields: &PodFields) -> Option<String> {
+    let map = match path {
+        "metadata.labels" => &fields.labels,
+        "metadata.annotations" => &fields.annotations,
+        _ => return super::launch::field(path, fields),
+    };
+    Some(
+        map.iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
 /// `path` is relative and does not climb out (`..`).
 pub(super) fn is_relative_inside(path: &str) -> bool {
     !path.is_empty()
@@ -242,6 +294,7 @@ pub(super) fn apply_fs_group(spec: &PodSpec, volumes: &Volumes) -> io::Result<()
         };
         let read_only = volume.secret.is_some()
             || volume.config_map.is_some()
+            || volume.downward_api.is_some()
             || volume.projected.is_some()
             || volume
                 .persistent_volume_claim

@@ -6,11 +6,11 @@
 //! unless `readOnlyRootFilesystem`, and every volume mount at its `mountPath`, read-only where
 //! the spec says; its own PID namespace (the pod's, with `shareProcessNamespace`) and UTS
 //! namespace (hostname = pod name). The network namespace stays the host's: pods keep their
-//! own loopback address. See [`plan`] for the root's layout and [`launcher`] for the stages.
+//! own loopback address. The `plan` module describes the root, the `launcher` module the stages.
 //!
 //! # Why a launcher program, and not a library in this process
 //!
-//! The namespaces are made by a small program of ours, [`launcher`] (the `phasecheck sandbox`
+//! The namespaces are made by a small program of ours, the launcher (the `phasecheck sandbox`
 //! subcommand, or the `phasecheck-sandbox` binary of this crate), which the runtime spawns like
 //! any container process before. Both alternatives were weighed:
 //!
