@@ -291,13 +291,13 @@ fn container(
                 "there are no resource limits on the host",
             ));
         }
-        if let Some(r) = var.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
-            if super::launch::field(&r.field_path, &probe_fields()).is_none() {
-                return Err(cx.unsupported(
-                    format!("{field}.env[{i}].valueFrom.fieldRef.fieldPath"),
-                    &format!("`{}` is not supported", r.field_path),
-                ));
-            }
+        if let Some(r) = var.value_from.as_ref().and_then(|f| f.field_ref.as_ref())
+            && super::launch::field(&r.field_path, &probe_fields()).is_none()
+        {
+            return Err(cx.unsupported(
+                format!("{field}.env[{i}].valueFrom.fieldRef.fieldPath"),
+                &format!("`{}` is not supported", r.field_path),
+            ));
         }
     }
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
