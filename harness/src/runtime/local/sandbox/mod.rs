@@ -26,8 +26,9 @@
 //!   not), keeps everything the runtime had: `tokio::process` spawns it as a process-group
 //!   leader with piped stdout and stderr, signals reach the group, and `exec` is the same
 //!   launcher joining the container's namespaces. It costs two short-lived `exec`s of this
-//!   program per container start (a few milliseconds; the catalog's wall time is unchanged
-//!   within noise, see the README).
+//!   program per container start: measured on a 2-core machine, a `/bin/true` container takes
+//!   7.5 ms from apply to finish against 3.9 ms as a plain host process, and the catalog's 72
+//!   cases took 30.0 s against 29.0 s before (three runs each).
 //!
 //! # Dying with the runtime
 //!
