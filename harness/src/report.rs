@@ -9,6 +9,7 @@
 //! Each [`Outcome`] is spelt out in one `match` per place: [`Outcome::as_str`],
 //! [`Outcome::fails_run`], [`Outcome::colour`] and `junit_status`; a new outcome is added there
 //! and in [`Outcome::ALL`].
+//! On the local runtime the run also says how containers were isolated (`isolation`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -217,6 +218,11 @@ pub struct RunReport {
     /// When the run started.
     #[serde(default)]
     pub started_at: DateTime<Utc>,
+    /// How the local runtime isolated containers: `sandbox`, or how it fell short of a cluster
+    /// (no root, no sandboxes) — a lower fidelity than the outcomes alone show. Absent on a
+    /// cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
     /// Wall time of the whole run.
     pub wall_ms: u64,
     /// The options the run was started with, as the command line names them.
@@ -239,6 +245,7 @@ impl RunReport {
             catalog: catalog.into(),
             runtime: runtime.into(),
             started_at: Utc::now(),
+            isolation: None,
             wall_ms: 0,
             options: serde_json::Value::Null,
             stopped: None,
@@ -443,6 +450,9 @@ impl RunReport {
                     .max()
                     .unwrap_or(1),
             );
+        }
+        if let Some(note) = self.isolation.as_deref().filter(|n| *n != "sandbox") {
+            let _ = writeln!(out, "LOWER FIDELITY: the local runtime ran with {note}");
         }
         let mut totals: Vec<String> = Vec::new();
         for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
@@ -769,6 +779,25 @@ mod tests {
         assert!(table.ends_with("1 passed, 1 failed, 0 skipped in 1.2s wall time\n"));
         assert!(table.contains("5 backups kept, KEEP=2"));
         assert!(!table.contains("more"));
+        assert!(!table.contains("LOWER FIDELITY"));
+    }
+
+    #[test]
+    fn a_run_with_less_isolation_than_a_cluster_says_so_in_the_summary_and_the_json() {
+        let mut report = sample();
+        report.isolation = Some("no sandboxes (user namespaces disabled): …".into());
+        assert!(
+            report
+                .summary_table()
+                .contains("LOWER FIDELITY: the local runtime ran with no sandboxes")
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(
+            json["isolation"]
+                .as_str()
+                .unwrap()
+                .starts_with("no sandboxes")
+        );
     }
 
     #[test]

@@ -831,13 +831,13 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         for name in &self.subject().profile.containers.run {
             let container = find_container(&spec, name)
                 .ok_or_else(|| Failure::error(format!("no container `{name}` in the pod spec")))?;
-            ensure!(
-                !secret_names
-                    .iter()
-                    .any(|s| mentions_secret(&container["env"], s)
-                        || mentions_secret(&container["envFrom"], s)),
-                "run-phase container `{name}` takes backup credentials from the Secret(s) {secret_names:?} in its environment"
-            );
+            if let Some(secret) = secret_names.iter().find(|s| {
+                mentions_secret(&container["env"], s) || mentions_secret(&container["envFrom"], s)
+            }) {
+                fail!(
+                    "run-phase container `{name}` takes backup credentials from the Secret {secret} in its environment"
+                );
+            }
             for mount in container["volumeMounts"].as_array().into_iter().flatten() {
                 let volume = mount["name"].as_str().unwrap_or_default();
                 ensure!(
@@ -980,7 +980,7 @@ pub fn redact<'s>(text: &str, secrets: impl IntoIterator<Item = &'s String>) -> 
 
 /// How long a backup taken in time may take to land in the store.
 pub(crate) fn completion_grace() -> chrono::Duration {
-    chrono::Duration::seconds(30)
+    chrono::Duration::seconds(10)
 }
 
 /// Files a restore must have written before [`Fault::KillInitMidRestore`] strikes.

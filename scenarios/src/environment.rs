@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use harness::report::{Outcome, ScenarioResult};
 use harness::runtime::Runtime;
-use harness::runtime::local::{ImageMap, LocalRuntime};
+use harness::runtime::local::{ImageMap, Isolation, LocalRuntime};
 use harness::services::containers::ContainerSettings;
 use harness::services::external::ExternalServices;
 use harness::subject::ImageSource;
@@ -40,7 +40,7 @@ pub struct Timeouts {
 impl Timeouts {
     /// Pods as host processes start in milliseconds.
     pub const LOCAL: Timeouts = Timeouts {
-        case: Duration::from_secs(90),
+        case: Duration::from_secs(120),
         ready: Duration::from_secs(30),
     };
     /// A cluster schedules, mounts and starts containers, and helper pods come and go.
@@ -77,6 +77,8 @@ pub struct Environment<R> {
     live: Mutex<std::collections::BTreeSet<String>>,
     /// Where failed cases' namespaces were kept.
     kept: Mutex<Vec<String>>,
+    /// How the local runtime isolates containers; `None` on a cluster.
+    isolation: Option<Isolation>,
 }
 
 impl<R: Runtime> Environment<R> {
@@ -106,6 +108,7 @@ impl<R: Runtime> Environment<R> {
             case_timeout: options.timeout,
             live: Default::default(),
             kept: Default::default(),
+            isolation: None,
         }
     }
 
@@ -153,6 +156,14 @@ impl<R: Runtime> Environment<R> {
         self
     }
 
+    /// How the runtime isolates containers (the local runtime's [`Isolation`]): without
+    /// sandboxes, every case is skipped with the reason, for its containers would not see their
+    /// volumes at their mount paths.
+    pub fn with_isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = Some(isolation);
+        self
+    }
+
     /// The runtime's name for reports.
     pub fn runtime_name(&self) -> &'static str {
         self.runtime_name
@@ -161,6 +172,14 @@ impl<R: Runtime> Environment<R> {
     /// Where failed cases' namespaces were kept (`--keep-on-failure`), one line each.
     pub fn kept(&self) -> Vec<String> {
         self.kept.lock().expect("not poisoned").clone()
+    }
+
+    /// For reports: how the local runtime isolates containers (`sandbox`, or how it falls short
+    /// of a cluster); `None` on a cluster.
+    pub fn isolation_note(&self) -> Option<String> {
+        self.isolation
+            .as_ref()
+            .map(|i| i.shortfall().unwrap_or_else(|| "sandbox".into()))
     }
 
     /// Stops every pod and process of the run.
@@ -228,6 +247,17 @@ impl<R: Runtime> Environment<R> {
                 Outcome::Skipped,
                 started.elapsed(),
                 "the subject uses native sidecars (init containers with restartPolicy: Always), which need Kubernetes 1.29 or later".into(),
+            );
+        }
+        if let Some(Isolation::None { reason }) = &self.isolation {
+            return result_of(
+                case,
+                Outcome::Skipped,
+                started.elapsed(),
+                format!(
+                    "the subject's containers need their exact paths (the data volume at {}), which only a sandbox shows them, and the local runtime has none here: {reason}",
+                    case.subject.profile.data.mount_path
+                ),
             );
         }
         if self.external.is_some() && case.requirement.needs(Need::StoreOutage) {
@@ -469,94 +499,65 @@ fn not_applicable(case: &Case) -> Option<String> {
 impl Environment<LocalRuntime> {
     /// The embedded runtime with every subject's images mapped to host commands.
     pub async fn local(options: &RunOptions, cases: &[Case]) -> Result<Self, InputError> {
-        let phasepod = match &options.phasepod {
-            Some(argv) => argv.clone(),
-            None => default_phasepod_command().map_err(InputError::Runtime)?,
+        let phasecheck = match &options.phasecheck {
+            Some(path) => path.clone(),
+            None => this_phasecheck().map_err(InputError::Runtime)?,
         };
         let mut images = ImageMap::default();
-        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut seen: BTreeMap<String, ImageSource> = BTreeMap::new();
         for case in cases {
             case.subject.check_images_mapped()?;
-            check_host_commands(&case.subject)?;
             for (image, source) in &case.subject.profile.images {
-                let argv = match source {
-                    ImageSource::Builtin(_) => phasepod.clone(),
-                    ImageSource::Command(argv) => argv.clone(),
-                };
                 if let Some(previous) = seen.get(image)
-                    && *previous != argv
+                    && previous != source
                 {
                     return Err(InputError::Runtime(format!(
-                        "{}: field `images.{image}`: mapped differently by another subject ({previous:?} vs {argv:?})",
+                        "{}: field `images.{image}`: mapped differently by another subject ({previous:?} vs {source:?})",
                         case.subject.path.display()
                     )));
                 }
-                seen.insert(image.clone(), argv.clone());
-                images = images.with_image(image, argv.clone(), Vec::<String>::new());
+                seen.insert(image.clone(), source.clone());
+                images = match source {
+                    // NB: called `/phasepod`, this program runs as phasepod.
+                    ImageSource::Builtin(_) => images.with_program(
+                        image,
+                        &phasecheck,
+                        harness::image::BINARY_PATH,
+                        Vec::<String>::new(),
+                    ),
+                    ImageSource::Command(argv) => {
+                        images.with_image(image, argv.clone(), Vec::<String>::new())
+                    }
+                };
             }
         }
         let runtime = LocalRuntime::builder()
             .with_images(images)
+            .with_sandbox_launcher([phasecheck.into_os_string(), "sandbox".into()])
             .with_backoff(Duration::from_millis(200), Duration::from_secs(2))
             .build()
             .map_err(|e| InputError::Runtime(e.to_string()))?;
         crate::clean::claim_dir(runtime.root()).map_err(|e| {
             InputError::Runtime(format!("marking the local runtime's directory: {e}"))
         })?;
-        let env = Environment::new(runtime, "local", options);
+        let isolation = runtime.isolation().clone();
+        if let Some(shortfall) = isolation.shortfall() {
+            eprintln!("phasecheck: WARNING: the local runtime runs with {shortfall}");
+        }
+        let env = Environment::new(runtime, "local", options).with_isolation(isolation);
         env.check_store_images(cases).await?;
         Ok(env)
     }
 }
 
-/// Every host command the subject maps an image to exists: a missing program is an input
-/// error before the first case, not a container that never starts in every case.
-fn check_host_commands(subject: &harness::subject::Subject) -> Result<(), InputError> {
-    for (image, source) in &subject.profile.images {
-        let ImageSource::Command(argv) = source else {
-            continue;
-        };
-        let problem = match argv.first() {
-            None => {
-                Some("an empty command; name the program that stands in for the image".to_owned())
-            }
-            Some(program) if !program_exists(program) => Some(format!(
-                "program `{program}` not found{}; install it or fix the path",
-                if program.contains('/') {
-                    ""
-                } else {
-                    " on PATH"
-                }
-            )),
-            Some(_) => None,
-        };
-        if let Some(problem) = problem {
-            return Err(InputError::Runtime(format!(
-                "{}: field `images.{image}.command`: {problem}",
-                subject.path.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Whether `program` is a file (a path) or found on `PATH` (a bare name).
-fn program_exists(program: &str) -> bool {
-    if program.contains('/') {
-        return Path::new(program).is_file();
-    }
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-/// `phasecheck phasepod …` when running as the phasecheck binary.
-fn default_phasepod_command() -> Result<Vec<String>, String> {
+/// This program, which must be the phasecheck binary.
+fn this_phasecheck() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     if exe.file_stem().and_then(|s| s.to_str()) == Some("phasecheck") {
-        Ok(vec![exe.to_string_lossy().into_owned(), "phasepod".into()])
+        Ok(exe)
     } else {
         Err(format!(
-            "{} is not the phasecheck binary: set RunOptions::phasepod to the command running phasepod",
+            "{} is not the phasecheck binary: set RunOptions::phasecheck to it",
             exe.display()
         ))
     }

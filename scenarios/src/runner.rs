@@ -116,9 +116,11 @@ pub struct RunOptions {
     pub strict: bool,
     /// Where backup stores come from.
     pub services: Services,
-    /// The command that runs phasepod for the builtin image; `None` = this program's hidden
-    /// `phasepod` subcommand (set it when embedding the runner in tests).
-    pub phasepod: Option<Vec<String>>,
+    /// The `phasecheck` binary, which the local runtime runs as phasepod for the builtin image
+    /// (shown in sandboxes at the image's `/phasepod`, and called by that name) and as its
+    /// sandbox launcher (`phasecheck sandbox`); `None` = this program. Set it when embedding the
+    /// runner in tests: `env!("CARGO_BIN_EXE_phasecheck")`.
+    pub phasecheck: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -137,7 +139,7 @@ impl RunOptions {
             keep_on_failure: false,
             strict: false,
             services: Services::Embedded,
-            phasepod: None,
+            phasecheck: None,
         }
     }
 }
@@ -502,6 +504,8 @@ struct Finished {
     runtime: &'static str,
     /// Where failed cases' namespaces were kept (`--keep-on-failure`).
     kept: Vec<String>,
+    /// How the local runtime isolated containers; `None` on a cluster.
+    isolation: Option<String>,
 }
 
 /// Every run of every case, not started.
@@ -529,6 +533,7 @@ async fn run_cases(
                     results: none_started(&cases, control.repeat, &reason),
                     runtime: "local",
                     kept: Vec::new(),
+                    isolation: None,
                 });
             }
         };
@@ -541,6 +546,7 @@ async fn run_cases(
             results,
             runtime: env.runtime_name(),
             kept: env.kept(),
+            isolation: env.isolation_note(),
         });
     }
     let cluster = tokio::select! {
@@ -551,6 +557,7 @@ async fn run_cases(
                 results: none_started(&cases, control.repeat, &reason),
                 runtime: options.runtime.as_str(),
                 kept: Vec::new(),
+                isolation: None,
             });
         }
     };
@@ -576,6 +583,7 @@ async fn run_cases(
         results,
         runtime,
         kept,
+        isolation: None,
     })
 }
 
@@ -606,6 +614,7 @@ fn report_of(
     report.wall_ms = started.elapsed().as_millis() as u64;
     report.options = options.to_json();
     report.stopped = stopped.map(|r| r.to_string());
+    report.isolation = finished.isolation;
     report.scenarios = finished.results;
     report
 }
@@ -827,7 +836,7 @@ mod tests {
     fn the_default_timeouts_are_the_ones_help_names() {
         assert_eq!(
             RuntimeKind::Local.default_timeouts().case,
-            Duration::from_secs(90)
+            Duration::from_secs(120)
         );
         assert_eq!(
             RuntimeKind::Kind.default_timeouts().case,

@@ -5,13 +5,6 @@ use harness::report::Outcome;
 use rstest::rstest;
 use scenarios::runner::{RunOptions, run_report};
 
-fn phasepod() -> Vec<String> {
-    vec![
-        env!("CARGO_BIN_EXE_phasecheck").to_owned(),
-        "phasepod".to_owned(),
-    ]
-}
-
 #[rstest]
 #[case::s3("s3")]
 #[case::git("git")]
@@ -19,7 +12,7 @@ fn phasepod() -> Vec<String> {
 async fn the_reference_workload_passes_every_scenario(#[case] backend: &str) {
     let options = RunOptions {
         backends: vec![backend.parse().unwrap()],
-        phasepod: Some(phasepod()),
+        phasecheck: Some(env!("CARGO_BIN_EXE_phasecheck").into()),
         report_dir: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join("phasecheck-catalog"),
         ..RunOptions::new()

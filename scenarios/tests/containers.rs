@@ -18,10 +18,7 @@ async fn the_catalog_passes_against_minio_and_gitea_containers() {
         ],
         services: Services::Container(ContainerSettings::default()),
         jobs: 8,
-        phasepod: Some(vec![
-            env!("CARGO_BIN_EXE_phasecheck").to_owned(),
-            "phasepod".to_owned(),
-        ]),
+        phasecheck: Some(env!("CARGO_BIN_EXE_phasecheck").into()),
         report_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../target/phasecheck-cluster/containers"),
         ..RunOptions::new()

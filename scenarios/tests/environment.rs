@@ -1,6 +1,7 @@
 //! What a run's environment decides before a scenario starts.
 
 use harness::report::Outcome;
+use harness::runtime::local::LocalRuntime;
 use scenarios::environment::Environment;
 use scenarios::runner::{RunOptions, plan};
 
@@ -8,10 +9,7 @@ use scenarios::runner::{RunOptions, plan};
 async fn native_sidecar_subjects_are_skipped_where_native_sidecars_cannot_run() {
     let options = RunOptions {
         scenarios: vec!["SEC-2".to_owned()],
-        phasepod: Some(vec![
-            env!("CARGO_BIN_EXE_phasecheck").to_owned(),
-            "phasepod".to_owned(),
-        ]),
+        phasecheck: Some(env!("CARGO_BIN_EXE_phasecheck").into()),
         ..RunOptions::new()
     };
     let cases = plan(&options).expect("the reference subjects load");
@@ -55,10 +53,7 @@ async fn unclaimed_requirements_run_as_not_claimed_and_missing_parts_are_not_app
         subjects: vec![path],
         scenarios: vec!["RUN-1".into(), "INIT-4".into(), "MNT-4".into()],
         backends: vec![harness::subject::Backend::S3],
-        phasepod: Some(vec![
-            env!("CARGO_BIN_EXE_phasecheck").to_owned(),
-            "phasepod".to_owned(),
-        ]),
+        phasecheck: Some(env!("CARGO_BIN_EXE_phasecheck").into()),
         report_dir: dir.path().join("report"),
         ..RunOptions::new()
     };
@@ -137,10 +132,7 @@ async fn a_scenario_the_harness_cannot_run_is_an_error_not_a_failure() {
         subjects: vec![path],
         scenarios: vec!["RUN-1".into()],
         backends: vec![harness::subject::Backend::S3],
-        phasepod: Some(vec![
-            env!("CARGO_BIN_EXE_phasecheck").to_owned(),
-            "phasepod".to_owned(),
-        ]),
+        phasecheck: Some(env!("CARGO_BIN_EXE_phasecheck").into()),
         ..RunOptions::new()
     };
     let report = scenarios::runner::run_report(&options).await.unwrap();
@@ -152,4 +144,33 @@ async fn a_scenario_the_harness_cannot_run_is_an_error_not_a_failure() {
         result.message
     );
     assert!(!report.all_passed());
+}
+
+#[tokio::test]
+async fn without_sandboxes_every_case_is_skipped_saying_why() {
+    let options = RunOptions {
+        scenarios: vec!["RUN-1".to_owned()],
+        ..RunOptions::new()
+    };
+    let cases = plan(&options).expect("the reference subjects load");
+    let runtime = LocalRuntime::builder()
+        .without_sandbox()
+        .build()
+        .expect("the runtime builds");
+    let isolation = runtime.isolation().clone();
+    let env = Environment::new(runtime, "local", &options).with_isolation(isolation);
+    assert!(
+        env.isolation_note()
+            .is_some_and(|n| n.starts_with("no sandboxes (turned off by the caller)"))
+    );
+    for case in &cases {
+        let result = env.run_case(case).await;
+        assert_eq!(result.outcome, Outcome::Skipped, "{}", result.message);
+        assert!(
+            result.message.contains("/data") && result.message.contains("turned off"),
+            "{}",
+            result.message
+        );
+    }
+    env.shutdown().await;
 }

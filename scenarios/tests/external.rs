@@ -130,10 +130,7 @@ async fn the_catalog_runs_in_scopes_of_external_stores_and_removes_them_afterwar
     let options = RunOptions {
         subjects: vec![classic_subject()],
         services: Services::External(Box::new(drill.services())),
-        phasepod: Some(vec![
-            env!("CARGO_BIN_EXE_phasecheck").to_owned(),
-            "phasepod".to_owned(),
-        ]),
+        phasecheck: Some(env!("CARGO_BIN_EXE_phasecheck").into()),
         report_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("phasecheck-external"),
         ..RunOptions::new()
     };

@@ -42,10 +42,7 @@ async fn a_broken_workload_fails_the_scenario_of_the_requirement_it_breaks(
     let options = RunOptions {
         subjects: vec![broken(variant)],
         scenarios: vec![scenario.to_owned()],
-        phasepod: Some(vec![
-            env!("CARGO_BIN_EXE_phasecheck").to_owned(),
-            "phasepod".to_owned(),
-        ]),
+        phasecheck: Some(env!("CARGO_BIN_EXE_phasecheck").into()),
         report_dir: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("phasecheck-teeth"),
         ..RunOptions::new()
     };

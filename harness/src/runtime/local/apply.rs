@@ -86,6 +86,10 @@ impl LocalRuntime {
                     images: &self.node.images,
                     claims: &claims,
                     owned,
+                    no_sandbox: match &self.node.isolation {
+                        super::Isolation::None { reason } => Some(reason),
+                        _ => None,
+                    },
                 },
             )?;
         }
@@ -288,10 +292,14 @@ fn workload(name: &str, object: &Object) -> Result<Workload> {
     })
 }
 
+/// A claim's directory, mode 0777 like a freshly provisioned volume's.
 fn create_claim(dir: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        what: "creating a claim's directory".into(),
-        path: dir.to_owned(),
-        source,
-    })
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)))
+        .map_err(|source| Error::Io {
+            what: "creating a claim's directory".into(),
+            path: dir.to_owned(),
+            source,
+        })
 }

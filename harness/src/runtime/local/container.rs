@@ -9,10 +9,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::launch;
-use super::pod::{GroupGuard, Pod};
+use super::pod::Pod;
 use super::probe::{self, Action, ProbeKind, ProbeSpec};
-use super::process::{self, Owner, Spawned};
+use super::{launch, process, spawn};
 
 /// When a container is started again after its process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,15 +98,12 @@ pub(super) async fn run_container(
         let config = ns.config();
         drop(ns);
         let def = &pod.containers[idx];
-        let mounts = pod.mounts(idx);
-        let prepared = launch::prepare(
-            &def.spec,
-            &def.image,
-            &pod.fields,
-            &config,
-            &mounts,
-            &pod.dir,
-        );
+        let host = match &pod.node.sandboxes {
+            Some(_) => launch::Host::Sandbox,
+            None => launch::Host::Process { pod_dir: &pod.dir },
+        };
+        let prepared =
+            launch::prepare(&pod.spec, &def.spec, &def.image, &pod.fields, &config, host);
         let launch = match prepared {
             Ok(launch) => launch,
             Err(message) => {
@@ -167,27 +163,23 @@ async fn run_once(pod: &Arc<Pod>, idx: usize, launch: launch::Launch, stops: &St
             ran_for: Duration::ZERO,
         }
     };
-    let Some(mut cmd) = launch.command(&launch.argv) else {
-        return start_error(
-            "no command: the image map gives no entrypoint and the spec no command".into(),
-        );
+    let launch = Arc::new(launch);
+    let what = spawn::What::Main {
+        idx,
+        launch: &launch,
     };
-    let owner = Owner {
-        pod_uid: pod.uid.clone(),
-        container: idx,
-        main: true,
+    // NB: one binding, so its fields drop in order: the group's kill before the reap.
+    let mut proc = match spawn::start(pod, what, || !stops.is_set()).await {
+        spawn::Start::Started(started) => started,
+        spawn::Start::Refused => return RunEnd::Refused,
+        spawn::Start::Failed(message) => return start_error(message),
     };
-    let (mut child, pid) = match node.procs.spawn(&mut cmd, owner, || !stops.is_set()) {
-        Ok(Spawned::Started(child, pid)) => (child, pid),
-        Ok(Spawned::Refused) => return RunEnd::Refused,
-        Err(e) => return start_error(format!("cannot start {:?}: {e}", launch.argv)),
-    };
-    let mut group = GroupGuard::new(node.clone(), pid);
+    let pid = proc.group.pgid();
     let log = match def.logs.open_run(run) {
         Ok(log) => log,
         Err(e) => {
-            drop(group);
-            let _ = child.wait().await;
+            proc.group.release();
+            let _ = proc.child.wait().await;
             return start_error(format!("cannot create the log file: {e}"));
         }
     };
@@ -195,12 +187,12 @@ async fn run_once(pod: &Arc<Pod>, idx: usize, launch: launch::Launch, stops: &St
     let has = |kind| def.probes.iter().any(|p: &ProbeSpec| p.kind == kind);
     let started = !has(ProbeKind::Startup);
     let ready = started && !has(ProbeKind::Readiness);
-    pod.record_start(idx, pid, Arc::new(launch), started, ready);
+    pod.record_start(idx, proc.main_pid, launch, started, ready);
     let mut pumps = JoinSet::new();
-    if let Some(out) = child.stdout.take() {
+    if let Some(out) = proc.child.stdout.take() {
         pumps.spawn(log.clone().pump(out));
     }
-    if let Some(err) = child.stderr.take() {
+    if let Some(err) = proc.child.stderr.take() {
         pumps.spawn(log.clone().pump(err));
     }
     let mut probes = JoinSet::new();
@@ -217,8 +209,8 @@ async fn run_once(pod: &Arc<Pod>, idx: usize, launch: launch::Launch, stops: &St
     process::exited(pid).await;
     let finished_at = Utc::now();
     probes.abort_all();
-    group.release();
-    let (code, signalled) = match child.wait().await {
+    proc.group.release();
+    let (code, signalled) = match proc.child.wait().await {
         Ok(status) => process::exit_code(status),
         Err(_) => (255, false),
     };

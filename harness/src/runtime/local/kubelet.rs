@@ -1,7 +1,7 @@
-//! A pod's life cycle, as a kubelet would drive it: volumes, init containers in order (native
-//! sidecars started and not awaited), the regular containers together, then the stop: regular
-//! containers first, native sidecars after them in reverse order, each SIGTERM then SIGKILL after
-//! the grace period.
+//! A pod's life cycle, as a kubelet would drive it: volumes (owned by `fsGroup`), the shared PID
+//! namespace if asked, init containers in order (native sidecars started and not awaited), the
+//! regular containers together, then the stop: regular containers first, native sidecars after
+//! them in reverse order, each SIGTERM then SIGKILL after the grace period.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::container::{Restart, Stops, run_container};
 use super::pod::Pod;
 use super::volumes::{self, VolumeError};
+use super::{process, spawn};
 use crate::runtime::PodPhase;
 use crate::runtime::timeline::ContainerRole;
 
@@ -22,6 +23,8 @@ struct Tasks {
     init: JoinSet<Option<i32>>,
     sidecars: JoinSet<Option<i32>>,
     apps: JoinSet<Option<i32>>,
+    /// The holder of the pod's shared PID namespace, if any.
+    pause: JoinSet<()>,
 }
 
 /// Drives `pod` from creation to its end, then, once it is deleted, cleans up after it.
@@ -51,7 +54,8 @@ async fn lifecycle(pod: &Arc<Pod>, tasks: &mut Tasks) -> Option<PodPhase> {
         let mut config_changes = ns.config_changes.subscribe();
         let (config, claims) = (ns.config(), ns.claims());
         drop(ns);
-        match volumes::materialise(&pod.spec, &pod.dir.join("volumes"), &claims, &config) {
+        let dir = pod.dir.join("volumes");
+        match volumes::materialise(&pod.spec, &dir, &claims, &config, &pod.fields) {
             Ok(volumes) => break volumes,
             Err(VolumeError::Missing(message)) => {
                 pod.set_message(Some(message));
@@ -69,9 +73,36 @@ async fn lifecycle(pod: &Arc<Pod>, tasks: &mut Tasks) -> Option<PodPhase> {
             }
         }
     };
+    if pod.node.honours_users()
+        && let Err(e) = volumes::apply_fs_group(&pod.spec, &volumes)
+    {
+        pod.set_message(Some(format!("cannot give the volumes to the fsGroup: {e}")));
+        return Some(PodPhase::Failed);
+    }
     if let Err(e) = pod.set_mounts(&volumes) {
         pod.set_message(Some(format!("cannot set up a subPath mount: {e}")));
         return Some(PodPhase::Failed);
+    }
+    if pod.spec.share_process_namespace == Some(true) && pod.node.sandboxes.is_some() {
+        match spawn::start(pod, spawn::What::Pause, || !pod.is_terminating()).await {
+            spawn::Start::Started(proc) => {
+                pod.set_pause_pid(proc.main_pid);
+                tasks.pause.spawn(async move {
+                    // NB: the whole of it, control socket included, lives as long as the task.
+                    let mut proc = proc;
+                    process::exited(proc.group.pgid()).await;
+                    proc.group.release();
+                    let _ = proc.child.wait().await;
+                });
+            }
+            spawn::Start::Refused => return None,
+            spawn::Start::Failed(message) => {
+                pod.set_message(Some(format!(
+                    "cannot create the pod's shared PID namespace: {message}"
+                )));
+                return Some(PodPhase::Failed);
+            }
+        }
     }
     pod.set_message(None);
     let policy = pod.spec.restart_policy.as_deref();
@@ -179,8 +210,9 @@ async fn teardown(pod: &Arc<Pod>, tasks: &mut Tasks) {
     }
     pod.signal(|_| true, Signal::SIGKILL);
     while tasks.sidecars.join_next().await.is_some() {}
-    // Execs and probes still running.
+    // Execs, probes and the PID namespace holder.
     pod.signal_all(Signal::SIGKILL);
+    while tasks.pause.join_next().await.is_some() {}
 }
 
 /// Records how the pod ended.

@@ -1,19 +1,19 @@
-//! Turning a container spec into a host command line: argv, environment, working directory and
-//! the mount-path rewriting that stands in for mounts.
+//! Turning a container spec into what its process gets: argv, environment, working directory
+//! and security settings.
 //!
 //! Kubernetes rules kept: `command` replaces the image entrypoint and `args` its default
 //! arguments; `$(VAR)` in env values, `command` and `args` expands from the container's env
 //! (`$$` escapes, unknown names stay as written); `envFrom` first, then `env`, later entries win.
-//! Then every env value and argv element that is a mount path, or lies under one, is rewritten
-//! to the host directory behind it (longest mount path first).
+//! Paths stay as the spec writes them: a sandbox shows the container its volumes there.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 
 use super::images::ImageCommand;
+use super::security::{self, Security};
 
 /// One key → bytes map: the data of a Secret or ConfigMap.
 pub(super) type Data = BTreeMap<String, Vec<u8>>;
@@ -40,128 +40,99 @@ pub(super) struct PodFields {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// A volume mounted into a container, and the host directory standing in for it.
+/// A volume mounted into a container, and the host directory (or file) behind it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
     /// The pod volume's name.
     pub volume: String,
-    /// Where the container expects it (`mountPath`).
+    /// Where the container sees it (`mountPath`).
     pub mount_path: String,
-    /// The host directory the runtime rewrites `mount_path` to.
+    /// The host directory or file the sandbox binds at `mount_path` (with `subPath` applied).
     pub host_path: PathBuf,
-    /// `readOnly` as declared. Recorded, not enforced on the host.
+    /// `readOnly` as declared; enforced by the sandbox (writes fail with EROFS).
     pub read_only: bool,
 }
 
-/// Mount paths and their host directories, longest mount path first.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Rewrites(Vec<(String, PathBuf)>);
-
-impl Rewrites {
-    /// The rewrites for `mounts`.
-    pub(super) fn new(mounts: &[Mount]) -> Self {
-        let mut pairs: Vec<(String, PathBuf)> = mounts
-            .iter()
-            .map(|m| {
-                let path = m.mount_path.trim_end_matches('/');
-                (path.to_owned(), m.host_path.clone())
-            })
-            .filter(|(path, _)| !path.is_empty())
-            .collect();
-        pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        Rewrites(pairs)
-    }
-
-    /// `value` with a leading mount path replaced by its host directory.
-    pub(super) fn apply(&self, value: &str) -> String {
-        for (path, host) in &self.0 {
-            if value == path {
-                return host.to_string_lossy().into_owned();
-            }
-            if let Some(rest) = value.strip_prefix(path.as_str())
-                && rest.starts_with('/')
-            {
-                return format!("{}{rest}", host.to_string_lossy());
-            }
-        }
-        value.to_owned()
-    }
-
-    /// The host directory for a container path under a mount.
-    pub(super) fn host_dir(&self, path: &str) -> Option<PathBuf> {
-        let rewritten = self.apply(path);
-        (rewritten != path).then(|| PathBuf::from(rewritten))
-    }
-}
+/// The `PATH` a container gets when neither its spec nor its image sets one (containerd's).
+pub(super) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Everything needed to start one container process.
 #[derive(Clone, Debug)]
 pub(super) struct Launch {
-    /// Program and arguments, expanded and rewritten.
+    /// Program and arguments, expanded.
     pub argv: Vec<String>,
     /// The whole environment of the process.
     pub env: BTreeMap<String, String>,
-    /// Working directory.
-    pub cwd: PathBuf,
-    /// The container's mount-path rewrites (also used for `exec`).
-    pub rewrites: Rewrites,
+    /// The working directory as the container sees it (`workingDir`, else `/`); without a
+    /// sandbox, the host directory.
+    pub cwd: String,
+    /// What the sandbox enforces of the security context.
+    pub security: Security,
 }
 
-impl Launch {
-    /// A command running `argv` (`None` when empty) in this container's environment and working
-    /// directory only, stdin closed, stdout and stderr piped.
-    pub fn command(&self, argv: &[String]) -> Option<tokio::process::Command> {
-        let (program, args) = argv.split_first()?;
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .envs(&self.env)
-            .current_dir(&self.cwd)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        Some(cmd)
-    }
+/// Where the container's process runs: what it is given besides its spec's env.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Host<'a> {
+    /// In a sandbox: `PATH` and `HOME` as a container runtime sets them.
+    Sandbox,
+    /// As a host process: the harness's `PATH`, and the pod's directory as `HOME` and default
+    /// working directory.
+    Process {
+        /// The pod's directory.
+        pod_dir: &'a Path,
+    },
 }
 
-/// Resolves `container` into a [`Launch`]. An `Err` is a `CreateContainerConfigError` message
-/// (a missing Secret, ConfigMap or key).
+/// Resolves `container` of `pod` into a [`Launch`]. An `Err` is a `CreateContainerConfigError`
+/// message (a missing Secret, ConfigMap or key, or a security context that cannot start).
 pub(super) fn prepare(
+    pod: &PodSpec,
     container: &Container,
     image: &ImageCommand,
     fields: &PodFields,
     config: &Config,
-    mounts: &[Mount],
-    pod_dir: &Path,
+    host: Host<'_>,
 ) -> Result<Launch, String> {
-    let env = resolve_env(container, fields, config)?;
+    let security = security::resolve(pod, container)?;
+    let mut env = resolve_env(container, fields, config)?;
     let argv = command_line(container, image, &env);
-    let rewrites = Rewrites::new(mounts);
-    let mut env: BTreeMap<String, String> = env
-        .into_iter()
-        .map(|(k, v)| {
-            let v = rewrites.apply(&v);
-            (k, v)
-        })
-        .collect();
-    env.entry("PATH".into()).or_insert_with(host_path);
-    env.entry("HOME".into())
-        .or_insert_with(|| pod_dir.to_string_lossy().into_owned());
-    let argv = argv.iter().map(|a| rewrites.apply(a)).collect();
-    let cwd = match &container.working_dir {
-        Some(dir) if !dir.is_empty() => match rewrites.host_dir(dir) {
-            Some(host) => host,
-            None if Path::new(dir).is_dir() => PathBuf::from(dir),
-            None => pod_dir.to_owned(),
-        },
-        _ => pod_dir.to_owned(),
+    // NB: what a kubelet and container runtime add: the hostname, a PATH, a HOME.
+    env.entry("HOSTNAME".into())
+        .or_insert_with(|| fields.name.clone());
+    let working_dir = container.working_dir.clone().filter(|d| !d.is_empty());
+    let cwd = match host {
+        Host::Sandbox => {
+            env.entry("PATH".into())
+                .or_insert_with(|| DEFAULT_PATH.into());
+            let uid = security.ids.as_ref().map_or(0, |ids| ids.uid);
+            env.entry("HOME".into()).or_insert_with(|| home_of(uid));
+            working_dir.unwrap_or_else(|| "/".into())
+        }
+        Host::Process { pod_dir } => {
+            env.entry("PATH".into()).or_insert_with(host_path);
+            env.entry("HOME".into())
+                .or_insert_with(|| pod_dir.to_string_lossy().into_owned());
+            match working_dir {
+                Some(dir) if Path::new(&dir).is_dir() => dir,
+                _ => pod_dir.to_string_lossy().into_owned(),
+            }
+        }
     };
     Ok(Launch {
         argv,
         env,
         cwd,
-        rewrites,
+        security,
     })
+}
+
+/// The home directory of `uid` in the host's `/etc/passwd` (which sandboxes show), else `/`.
+fn home_of(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => user.dir.to_string_lossy().into_owned(),
+        _ => "/".into(),
+    }
 }
 
 /// The harness's `PATH`, so mapped commands like `python3` resolve; nothing else is inherited.
@@ -376,34 +347,11 @@ mod tests {
     }
 
     #[test]
-    fn rewriting_takes_the_longest_mount_path_and_whole_components_only() {
-        let mounts = [
-            Mount {
-                volume: "d".into(),
-                mount_path: "/data".into(),
-                host_path: "/h/d".into(),
-                read_only: false,
-            },
-            Mount {
-                volume: "s".into(),
-                mount_path: "/data/secret/".into(),
-                host_path: "/h/s".into(),
-                read_only: true,
-            },
-        ];
-        let r = Rewrites::new(&mounts);
-        assert_eq!(r.apply("/data"), "/h/d");
-        assert_eq!(r.apply("/data/x/y"), "/h/d/x/y");
-        assert_eq!(r.apply("/data/secret/k"), "/h/s/k");
-        assert_eq!(r.apply("/database"), "/database");
-        assert_eq!(r.apply("x=/data"), "x=/data");
-    }
-
-    #[test]
     fn command_replaces_entrypoint_and_args_replace_cmd() {
         let image = ImageCommand {
             entrypoint: vec!["/bin/prog".into()],
             cmd: vec!["default".into()],
+            files: Vec::new(),
         };
         let vars = env(&[("X", "1")]);
         let mut c = Container::default();

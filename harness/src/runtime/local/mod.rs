@@ -1,11 +1,12 @@
-//! The embedded runtime: Kubernetes pod specs run as host processes.
+//! The embedded runtime: Kubernetes pod specs run as sandboxed host processes.
 //!
 //! [`LocalRuntime`] needs no cluster, no container engine and no images. It reads the pod spec
 //! of a `Pod`, `Deployment` or `StatefulSet` and does what a kubelet would, with host processes
-//! standing in for containers and host directories standing in for volumes. Images map to host
-//! commands through an [`ImageMap`] (the subject profile's `images:`). It is the default runtime
-//! of phasecheck and the one every scenario is developed against; the real-cluster runtimes
-//! implement the same [`Runtime`](crate::runtime::Runtime) trait.
+//! in Linux-namespace sandboxes standing in for containers and host directories standing in
+//! for volumes. Images map to host programs through an [`ImageMap`] (the subject profile's
+//! `images:`). It is the default runtime of phasecheck and the one every scenario is developed
+//! against; the real-cluster runtimes implement the same [`Runtime`](crate::runtime::Runtime)
+//! trait.
 //!
 //! # What it does like Kubernetes
 //!
@@ -27,66 +28,81 @@
 //!   `status.hostIP`), and `envFrom` `configMapRef`/`secretRef` (with `prefix`). A missing
 //!   Secret, ConfigMap or key leaves the container waiting with `CreateContainerConfigError` in
 //!   the timeline (the pod stays Pending/Initializing) until a later `apply` provides it. A
-//!   process gets **only** that environment plus `PATH` (the harness's, unless the spec sets
-//!   one) and `HOME` (the pod's directory): nothing of the harness's own environment leaks in.
+//!   process gets **only** that environment plus what a kubelet and container runtime add:
+//!   `HOSTNAME` (the pod's name), and unless the spec sets them `PATH` (containerd's default)
+//!   and `HOME` (the user's home in `/etc/passwd`, else `/`). Nothing of the harness's own
+//!   environment leaks in.
+//! - **Sandboxes** (see [`sandbox`]): each container sees a fresh root — the host's `/usr` and
+//!   `/etc` (and `/bin`, `/sbin`, `/lib*`) read-only, its own `/dev`, `/proc` and, unless
+//!   `readOnlyRootFilesystem: true`, a writable `/tmp` and root — and every volume mount at its
+//!   `mountPath` (with `subPath`). Paths are the pod spec's: a script's `cat /etc/creds/x >
+//!   /data/y` works unchanged, and nothing rewrites env or arguments. A program mapped for an
+//!   image appears at the image's path (the reference image's `/phasepod`).
+//! - **Enforced**: `readOnly` mounts and `readOnlyRootFilesystem` (a write fails with EROFS);
+//!   a PID namespace per container (its main process is PID 1 and sees no other pod's
+//!   processes), one per pod with `shareProcessNamespace: true`; a UTS namespace (`hostname` is
+//!   the pod's name); `runAsUser`, `runAsGroup`, `supplementalGroups` and `fsGroup` (volumes
+//!   owned by the group, see `volumes`) when phasecheck runs as root; `allowPrivilegeEscalation:
+//!   false` (`no_new_privs`); `runAsNonRoot` against an explicit `runAsUser: 0`. A container dies
+//!   with its runtime, however the runtime dies (see [`sandbox`]).
 //! - **Volumes**: `emptyDir` (per pod, removed with it), `persistentVolumeClaim` (a directory per
 //!   claim that outlives pods; the claim must be applied first, or be a StatefulSet
-//!   `volumeClaimTemplate`), `secret`, `configMap` and `projected` from those two (files with
-//!   the decoded values; `items` and modes honoured as far as the host allows), `subPath`. A
-//!   volume whose Secret or ConfigMap is missing keeps the pod Pending until it appears.
+//!   `volumeClaimTemplate`), `secret`, `configMap`, `downwardAPI` (`fieldRef` items) and
+//!   `projected` from those three (files with the decoded values and their declared modes;
+//!   `items` honoured), `subPath`. A volume whose Secret or ConfigMap is missing keeps the pod
+//!   Pending until it appears.
 //! - **Probes**: `startupProbe`, `readinessProbe`, `livenessProbe` with `httpGet` (HTTP, to the
-//!   pod's address), `tcpSocket` and `exec`, with `initialDelaySeconds`, `periodSeconds`,
-//!   `timeoutSeconds`, `successThreshold`, `failureThreshold`. A failed startup or liveness
-//!   probe stops the container (SIGTERM, SIGKILL after the grace period) and the restart rules
-//!   apply. The pod is ready when every regular container and native sidecar runs and passes its
-//!   readiness probe.
-//! - **Networking**: every pod gets its own loopback address from 127.10.0.0/16 (all of
-//!   127.0.0.0/8 is loopback on Linux), shown as `status.podIP` and [`PodInfo::ip`]. Addresses
-//!   are unique among the live pods of all runtimes in the process; pods never fight over ports.
+//!   pod's address), `tcpSocket` and `exec` (in the container's sandbox), with
+//!   `initialDelaySeconds`, `periodSeconds`, `timeoutSeconds`, `successThreshold`,
+//!   `failureThreshold`. A failed startup or liveness probe stops the container (SIGTERM,
+//!   SIGKILL after the grace period) and the restart rules apply. The pod is ready when every
+//!   regular container and native sidecar runs and passes its readiness probe.
+//! - **Networking**: pods share the host's network namespace, and every pod gets its own
+//!   loopback address from 127.10.0.0/16 (all of 127.0.0.0/8 is loopback on Linux), shown as
+//!   `status.podIP` and [`PodInfo::ip`]. Addresses are unique among the live pods of all
+//!   runtimes in the process; pods never fight over ports.
 //! - **Workloads**: a Deployment or StatefulSet with 0 or 1 replicas keeps one pod from its
 //!   template. A deleted Deployment pod is replaced at once by a pod with a new name; a
 //!   StatefulSet pod (`<name>-0`, same name, new UID) once the old one is gone. A changed
 //!   template replaces the pod (strategy `Recreate`: after the old pod is gone).
 //! - **Deletion**: SIGTERM to every process group, SIGKILL after the grace period
 //!   (`terminationGracePeriodSeconds`, at most the runtime's, default 5 s); regular containers
-//!   first, then native sidecars in reverse order.
-//!
-//! # Paths: mounts by rewriting
-//!
-//! A host process cannot see `/data`. Each volume is a host directory, and the runtime rewrites
-//! every **env value** and every **`command`/`args` element** (after `$(VAR)` expansion) that
-//! equals a container's `mountPath` or starts with `mountPath/` to the host directory behind it,
-//! longest mount path first. `DATA_DIR=/data` becomes `DATA_DIR=/tmp/…/pvc/data`, `--config
-//! /etc/app/app.yaml` points into the ConfigMap's directory. The working directory is
-//! `workingDir` rewritten the same way (or taken as is if it exists on the host), else the pod's
-//! directory. [`LocalRuntime::exec`] rewrites its argv the same way. Paths inside file contents,
-//! inside longer strings (`--data=/data`, `PATH`-like lists) or computed by the program are not
-//! rewritten: a workload under test must take its paths from env or arguments.
+//!   first, then native sidecars in reverse order. As on a cluster, a container's PID 1 that
+//!   does not handle SIGTERM ignores it and is killed at the end of the grace period.
 //!
 //! # Fidelity limits
 //!
-//! - No isolation: processes run as the harness's user, see the host file system, network and
-//!   each other. No image contents: `command` names a host program. No users, capabilities or
-//!   `securityContext`; no cgroups, so no `resources` limits and no OOM kills.
-//! - `readOnly` mounts are recorded ([`LocalRuntime::mounts`]) but **not enforced**: a
-//!   container can write to a volume it mounts read-only. Check the spec for that (SEC-2).
+//! - A sandbox is for fidelity, not security: a container running as root keeps every
+//!   capability (`capabilities` is not applied), and pods share the host's network and IPC
+//!   namespaces. No image contents: the root is the host's `/usr` and `/etc`, plus the mapped
+//!   program; `/sys`, `/var`, `/run` and `/home` are absent; `/etc/hosts` is the host's. No
+//!   cgroups, so no `resources` limits and no OOM kills. `runAsNonRoot` without a `runAsUser`
+//!   is not checked (the image's user is unknown; containers without one run as root).
+//! - Without root, sandboxes live in a user namespace mapping this user to root: everything
+//!   above holds except users, groups and ownership ([`Isolation::UserNamespace`]). Where no
+//!   sandbox can be made ([`Isolation::None`], e.g. unprivileged user namespaces disabled), the
+//!   runtime runs containers as plain host processes and refuses pods that mount volumes, with
+//!   the reason. [`LocalRuntime::isolation`] says which, once, when the runtime is built.
 //! - Secret and ConfigMap volumes are written when the pod starts and not refreshed.
-//! - A process that leaves its process group (`setsid`, daemons) escapes the kill of its
-//!   container and its pod.
+//! - A process of a shared PID namespace that leaves its process group (`setsid`, daemons)
+//!   escapes the kill of its container (not of its pod).
+//! - `Runtime::write_claim`'s owner is not applied: files the harness writes stay the harness
+//!   user's, until a pod's `fsGroup` takes them over at its start.
 //! - No `lifecycle` hooks, gRPC probes, `hostNetwork`, `resourceFieldRef`, `subPathExpr` or
 //!   other volume kinds: such manifests are rejected with the field named, rather than run
 //!   differently. Services are accepted and recorded, and do nothing (no DNS, no proxying):
 //!   address pods by [`PodInfo::ip`].
-//! - `HOSTNAME` and the Kubernetes service variables are not set.
+//! - The Kubernetes service variables (`KUBERNETES_SERVICE_HOST`, …) are not set.
 //! - Timestamps are wall-clock milliseconds; events within a millisecond compare equal.
 //!
 //! # Files
 //!
 //! Under the root (a temporary directory removed on drop, unless
 //! [`LocalRuntimeBuilder::with_root`]): `<ns>/pvc/<claim>/` and `<ns>/pods/<pod>/` (with
-//! `volumes/<volume>/` and `logs/<container>/<run>.log`, stdout and stderr interleaved line by
-//! line). [`LocalRuntimeBuilder::with_log_dir`] moves logs to `<dir>/<ns>/<pod>/<container>/`,
-//! where they outlive the namespace.
+//! `volumes/<volume>/`, `root/` where each sandbox's root is built (empty on the host) and
+//! `logs/<container>/<run>.log`, stdout and stderr interleaved line by line).
+//! [`LocalRuntimeBuilder::with_log_dir`] moves logs to `<dir>/<ns>/<pod>/<container>/`, where
+//! they outlive the namespace.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -112,13 +128,17 @@ mod node;
 mod pod;
 mod probe;
 mod process;
+pub mod sandbox;
+mod security;
+mod spawn;
 mod validate;
 mod volumes;
 
 pub use builder::LocalRuntimeBuilder;
 pub use error::{Error, Result};
-pub use images::{ImageCommand, ImageMap};
+pub use images::{ImageCommand, ImageFile, ImageMap};
 pub use launch::Mount;
+pub use sandbox::{Isolation, launcher_main as sandbox_launcher};
 
 use apply::check_name;
 use namespace::{Namespace, NsPhase};
@@ -152,6 +172,11 @@ impl LocalRuntime {
     /// A builder with working defaults.
     pub fn builder() -> LocalRuntimeBuilder {
         LocalRuntimeBuilder::default()
+    }
+
+    /// How containers are isolated here: decided once, when the runtime was built.
+    pub fn isolation(&self) -> &Isolation {
+        &self.node.isolation
     }
 
     /// The directory holding the runtime's namespaces.
@@ -394,8 +419,8 @@ impl LocalRuntime {
             })
     }
 
-    /// Runs `argv` on the host with the running container's environment, working directory and
-    /// mount-path rewriting (of each argument).
+    /// Runs `argv` in the running container: in its sandbox (its mounts, PID namespace and
+    /// user), with its environment and working directory.
     pub async fn exec(
         &self,
         ns: &str,
@@ -427,8 +452,8 @@ impl LocalRuntime {
             .map_err(|e| Self::container_error(ns, pod, container, e))
     }
 
-    /// The container's mounts and the host directories behind them (`readOnly` is recorded
-    /// here, not enforced). Empty until the pod's volumes are set up.
+    /// The container's mounts and the host directories behind them. Empty until the pod's
+    /// volumes are set up.
     pub async fn mounts(&self, ns: &str, pod: &str, container: &str) -> Result<Vec<Mount>> {
         let (p, idx) = self.container(ns, pod, container)?;
         Ok(p.mounts(idx))

@@ -200,6 +200,9 @@ impl Namespace {
             std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // NB: where sandboxes build their roots, each in its own mount namespace.
+        let staging = dir.join("root");
+        std::fs::create_dir_all(&staging).map_err(io(&staging))?;
         let log_root = match &self.node.log_dir {
             Some(logs) => logs.join(&self.name).join(&name),
             None => dir.join("logs"),

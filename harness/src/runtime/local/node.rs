@@ -1,5 +1,5 @@
-//! What every pod of a runtime shares: the image map, the restart back-off, the process table
-//! and the change signal waiters listen to.
+//! What every pod of a runtime shares: the image map, the sandboxes, the restart back-off, the
+//! process table and the change signal waiters listen to.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use super::images::ImageMap;
 use super::process::ProcessTable;
+use super::sandbox::{Isolation, Sandboxes};
 
 /// The value of `spec.nodeName` (fieldRef) for every pod.
 pub(super) const NODE_NAME: &str = "phasecheck-local";
@@ -38,6 +39,10 @@ impl Backoff {
 /// The shared parts of one runtime.
 pub(super) struct Node {
     pub images: ImageMap,
+    /// How containers are isolated.
+    pub isolation: Isolation,
+    /// How sandboxes are started; `None` when there are none.
+    pub sandboxes: Option<Sandboxes>,
     pub backoff: Backoff,
     /// Longest time from SIGTERM to SIGKILL.
     pub grace: Duration,
@@ -51,18 +56,31 @@ pub(super) struct Node {
 impl Node {
     pub(super) fn new(
         images: ImageMap,
+        sandboxes: Result<Sandboxes, Isolation>,
         backoff: Backoff,
         grace: Duration,
         log_dir: Option<PathBuf>,
     ) -> Self {
+        let (isolation, sandboxes) = match sandboxes {
+            Ok(s) if s.user_namespace => (Isolation::UserNamespace, Some(s)),
+            Ok(s) => (Isolation::Sandbox, Some(s)),
+            Err(isolation) => (isolation, None),
+        };
         Node {
             images,
+            isolation,
+            sandboxes,
             backoff,
             grace,
             log_dir,
             procs: ProcessTable::default(),
             changes: watch::Sender::new(0),
         }
+    }
+
+    /// Whether the runtime can set users, groups and file ownership (sandboxes made as root).
+    pub(super) fn honours_users(&self) -> bool {
+        self.isolation == Isolation::Sandbox
     }
 
     /// Tells every waiter that some pod changed. Call it with no pod lock held.

@@ -20,8 +20,8 @@ use super::namespace::Namespace;
 use super::net::PodIp;
 use super::node::Node;
 use super::probe::ProbeSpec;
-use super::process::{self, Owner, Spawned};
 use super::volumes::Volumes;
+use super::{process, spawn};
 use crate::runtime::timeline::{
     ContainerRole, ContainerRun, ContainerTimeline, TerminationReason, Timeline, Waiting,
 };
@@ -47,6 +47,7 @@ pub(super) struct ContainerDef {
 
 /// A container's live process.
 struct Running {
+    /// The host PID of the container's own process (in its sandbox).
     pid: i32,
     launch: Arc<Launch>,
     started: bool,
@@ -104,6 +105,8 @@ pub(super) struct Pod {
     keep: AtomicBool,
     /// Set once every process of the pod is gone and its files are cleaned up.
     pub gone: watch::Sender<bool>,
+    /// The host PID of the holder of the pod's shared PID namespace (`shareProcessNamespace`).
+    pause: Mutex<Option<i32>>,
 }
 
 /// Now, at the timeline's millisecond precision.
@@ -152,6 +155,7 @@ impl Pod {
             sidecars_stop: watch::Sender::new(false),
             keep: AtomicBool::new(false),
             gone: watch::Sender::new(false),
+            pause: Mutex::new(None),
         }
     }
 
@@ -287,6 +291,16 @@ impl Pod {
             }
         });
         Ok(())
+    }
+
+    /// Records the holder of the pod's shared PID namespace.
+    pub(super) fn set_pause_pid(&self, pid: i32) {
+        *self.pause.lock().expect("pause lock") = Some(pid);
+    }
+
+    /// The holder of the pod's shared PID namespace, if it has one.
+    pub(super) fn pause_pid(&self) -> Option<i32> {
+        *self.pause.lock().expect("pause lock")
     }
 
     /// The mounts of container `idx`.
@@ -502,32 +516,30 @@ impl Pod {
         Ok(BTreeMap::new())
     }
 
-    /// Runs `argv` with container `idx`'s environment, working directory and path rewriting.
+    /// Runs `argv` in container `idx`'s sandbox (its mounts, PID namespace, user), with its
+    /// environment and working directory.
     pub(super) async fn exec(
         &self,
         idx: usize,
         argv: &[String],
     ) -> Result<ExecOutput, ContainerError> {
-        let (_, launch) = self.launch(idx)?;
-        let argv: Vec<String> = argv.iter().map(|a| launch.rewrites.apply(a)).collect();
-        let Some(mut cmd) = launch.command(&argv) else {
-            return Err(ContainerError::Io(std::io::Error::other("empty command")));
+        let (target, launch) = self.launch(idx)?;
+        let what = spawn::What::Exec {
+            idx,
+            launch: &launch,
+            argv,
+            target,
         };
-        let owner = Owner {
-            pod_uid: self.uid.clone(),
-            container: idx,
-            main: false,
+        // NB: one binding, so its fields drop in order: the group's kill before the reap.
+        let mut proc = match spawn::start(self, what, || !self.is_terminating()).await {
+            spawn::Start::Started(started) => started,
+            spawn::Start::Refused => return Err(ContainerError::NotRunning),
+            spawn::Start::Failed(message) => {
+                return Err(ContainerError::Io(std::io::Error::other(message)));
+            }
         };
-        let (mut child, pid) = match self
-            .node
-            .procs
-            .spawn(&mut cmd, owner, || !self.is_terminating())
-            .map_err(ContainerError::Io)?
-        {
-            Spawned::Started(child, pid) => (child, pid),
-            Spawned::Refused => return Err(ContainerError::NotRunning),
-        };
-        let mut group = GroupGuard::new(self.node.clone(), pid);
+        let pid = proc.group.pgid();
+        let child = &mut proc.child;
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let out = tokio::spawn(async move {
@@ -541,8 +553,8 @@ impl Pod {
             buf
         });
         process::exited(pid).await;
-        group.release();
-        let status = child.wait().await.map_err(ContainerError::Io)?;
+        proc.group.release();
+        let status = proc.child.wait().await.map_err(ContainerError::Io)?;
         let (exit_code, _) = process::exit_code(status);
         let collect = |task: tokio::task::JoinHandle<Vec<u8>>| async move {
             match tokio::time::timeout(Duration::from_secs(2), task).await {
@@ -575,6 +587,11 @@ impl GroupGuard {
             pgid,
             released: false,
         }
+    }
+
+    /// The process group's ID (its leader's PID).
+    pub(super) fn pgid(&self) -> i32 {
+        self.pgid
     }
 
     /// Releases the group now: call it once the leader has exited, before reaping it.

@@ -1,11 +1,12 @@
 //! Host processes: spawning them in their own process group, knowing which pod owns which group,
 //! and signalling groups.
 //!
-//! Every process the runtime starts (container runs, `exec`, exec probes) leads a new process
-//! group (`process_group(0)`), so a signal reaches everything it forked unless that left the group
-//! on purpose (`setsid`, daemons). The [`ProcessTable`] is the single list of live groups; spawning
-//! and closing both take its lock, so once a pod (or the runtime) is told to stop, no new process
-//! can slip in after the kill.
+//! Every process the runtime starts (container runs, `exec`, exec probes: each a sandbox
+//! launcher, or the process itself without sandboxes) leads a new process group
+//! (`process_group(0)`), so a signal reaches everything it forked unless that left the group on
+//! purpose (`setsid`, daemons; in a sandbox those still die with its PID namespace). The
+//! [`ProcessTable`] is the single list of live groups; spawning and closing both take its lock,
+//! so once a pod (or the runtime) is told to stop, no new process can slip in after the kill.
 
 use std::collections::BTreeMap;
 use std::io;

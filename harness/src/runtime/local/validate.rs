@@ -22,6 +22,8 @@ pub(super) struct Context<'a> {
     pub claims: &'a BTreeSet<String>,
     /// Whether a workload owns the pods (their restartPolicy must be Always).
     pub owned: bool,
+    /// Why the runtime has no sandboxes, if it has none.
+    pub no_sandbox: Option<&'a String>,
 }
 
 impl Context<'_> {
@@ -138,17 +140,29 @@ fn volume_source(
     if volume.empty_dir.is_some() {
         return Ok(());
     }
+    if let Some(downward) = &volume.downward_api {
+        return downward_items(
+            downward.items.as_deref(),
+            &format!("{field}.downwardAPI"),
+            cx,
+        );
+    }
     if let Some(projected) = &volume.projected {
         for (j, source) in projected.sources.iter().flatten().enumerate() {
-            let ok = match (&source.secret, &source.config_map) {
-                (Some(s), None) => items_ok(&s.items),
-                (None, Some(m)) => items_ok(&m.items),
+            let here = format!("{field}.projected.sources[{j}]");
+            let ok = match (&source.secret, &source.config_map, &source.downward_api) {
+                (Some(s), None, None) => items_ok(&s.items),
+                (None, Some(m), None) => items_ok(&m.items),
+                (None, None, Some(d)) => {
+                    downward_items(d.items.as_deref(), &format!("{here}.downwardAPI"), cx)?;
+                    true
+                }
                 _ => false,
             };
             if !ok {
                 return Err(cx.unsupported(
-                    format!("{field}.projected.sources[{j}]"),
-                    "only secret and configMap sources (with relative item paths) are supported",
+                    here,
+                    "only secret, configMap and downwardAPI sources (with relative item paths) are supported",
                 ));
             }
         }
@@ -157,10 +171,52 @@ fn volume_source(
     Err(cx.unsupported(
         field.to_owned(),
         &format!(
-            "volume `{}`: only emptyDir, persistentVolumeClaim, secret, configMap and projected (secret, configMap) volumes are supported",
+            "volume `{}`: only emptyDir, persistentVolumeClaim, secret, configMap, downwardAPI and projected (secret, configMap, downwardAPI) volumes are supported",
             volume.name
         ),
     ))
+}
+
+/// The items of a downward-API volume: relative paths, pod fields the runtime knows.
+fn downward_items(
+    items: Option<&[k8s_openapi::api::core::v1::DownwardAPIVolumeFile]>,
+    field: &str,
+    cx: &Context<'_>,
+) -> Result<()> {
+    for (i, item) in items.unwrap_or_default().iter().enumerate() {
+        if !is_relative_inside(&item.path) {
+            return Err(cx.invalid(format!(
+                "{field}.items[{i}].path: must be relative, without `..`"
+            )));
+        }
+        let Some(selector) = &item.field_ref else {
+            return Err(cx.unsupported(
+                format!("{field}.items[{i}]"),
+                "only fieldRef items (no resourceFieldRef: there are no resource limits)",
+            ));
+        };
+        if super::volumes::volume_field(&selector.field_path, &probe_fields()).is_none() {
+            return Err(cx.unsupported(
+                format!("{field}.items[{i}].fieldRef.fieldPath"),
+                &format!("`{}` is not supported", selector.field_path),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Pod fields with every value empty, to ask whether a field path is known.
+fn probe_fields() -> super::launch::PodFields {
+    super::launch::PodFields {
+        name: String::new(),
+        namespace: String::new(),
+        uid: String::new(),
+        ip: Ipv4Addr::LOCALHOST,
+        node_name: String::new(),
+        service_account: String::new(),
+        labels: Default::default(),
+        annotations: Default::default(),
+    }
 }
 
 fn container(
@@ -235,26 +291,25 @@ fn container(
                 "there are no resource limits on the host",
             ));
         }
-        if let Some(r) = var.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
-            let probe_fields = super::launch::PodFields {
-                name: String::new(),
-                namespace: String::new(),
-                uid: String::new(),
-                ip: Ipv4Addr::LOCALHOST,
-                node_name: String::new(),
-                service_account: String::new(),
-                labels: Default::default(),
-                annotations: Default::default(),
-            };
-            if super::launch::field(&r.field_path, &probe_fields).is_none() {
-                return Err(cx.unsupported(
-                    format!("{field}.env[{i}].valueFrom.fieldRef.fieldPath"),
-                    &format!("`{}` is not supported", r.field_path),
-                ));
-            }
+        if let Some(r) = var.value_from.as_ref().and_then(|f| f.field_ref.as_ref())
+            && super::launch::field(&r.field_path, &probe_fields()).is_none()
+        {
+            return Err(cx.unsupported(
+                format!("{field}.env[{i}].valueFrom.fieldRef.fieldPath"),
+                &format!("`{}` is not supported", r.field_path),
+            ));
         }
     }
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+        if let Some(reason) = cx.no_sandbox {
+            return Err(cx.unsupported(
+                format!("{field}.volumeMounts[{i}]"),
+                &format!(
+                    "this runtime has no sandboxes ({reason}), so the container would not see volume `{}` at {}",
+                    m.name, m.mount_path
+                ),
+            ));
+        }
         if !volumes.contains(m.name.as_str()) {
             return Err(cx.invalid(format!(
                 "{field}.volumeMounts[{i}]: no volume named `{}` in the pod",
@@ -275,9 +330,12 @@ fn container(
                 "{field}.volumeMounts[{i}].subPath: must be relative, without `..`"
             )));
         }
-        if !m.mount_path.starts_with('/') || m.mount_path.trim_end_matches('/').is_empty() {
+        if !m.mount_path.starts_with('/')
+            || m.mount_path.trim_end_matches('/').is_empty()
+            || m.mount_path.split('/').any(|c| c == "..")
+        {
             return Err(cx.invalid(format!(
-                "{field}.volumeMounts[{i}].mountPath: `{}` must be an absolute path other than /",
+                "{field}.volumeMounts[{i}].mountPath: `{}` must be an absolute path other than /, without `..`",
                 m.mount_path
             )));
         }
