@@ -528,7 +528,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .await
             .context("reading the data volume")?;
         let copy = tempfile::tempdir().context("scratch directory")?;
-        phasepod::tool::replace_dir(copy.path(), &archive[..], None)
+        harness::archive::replace_dir(copy.path(), &archive[..])
             .context("unpacking the data volume")?;
         Ok(copy)
     }
@@ -536,7 +536,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// Replaces the volume's files with `dir`'s, owned by the workload's user.
     async fn write_volume(&self, dir: &Path) -> Check {
         let archive =
-            phasepod::tool::pack_dir(dir, Vec::new()).context("packing files for the volume")?;
+            harness::archive::pack_dir(dir, Vec::new()).context("packing files for the volume")?;
         self.runtime()
             .write_claim(&self.ns, self.data_claim()?, archive, self.workload_owner())
             .await
