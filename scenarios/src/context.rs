@@ -12,6 +12,7 @@ use harness::app::AppClient;
 use harness::backups::BackupStore;
 use harness::dataset::{Dataset, Snapshot};
 use harness::faults::{self, Fault};
+use harness::formats::BackupInfo;
 use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
 use harness::runtime::objects;
@@ -314,6 +315,17 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     /// Backup IDs in the store, newest first.
     pub async fn backups(&self) -> Check<Vec<String>> {
+        Ok(self
+            .backup_infos()
+            .await?
+            .into_iter()
+            .map(|b| b.id)
+            .collect())
+    }
+
+    /// The backups in the store, newest first, with the time each was taken (as the format
+    /// lists them: phasepod's IDs, a files backup's name, a restic snapshot's time).
+    async fn backup_infos(&self) -> Check<Vec<BackupInfo>> {
         self.store.list().await.context("listing backups")
     }
 
@@ -342,15 +354,16 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
     }
 
-    /// Just before `at`, the store holds no backup taken before `at` (backup IDs carry the time
-    /// they were taken, so a slow listing cannot blur the line).
+    /// Just before `at`, the store holds no backup taken before `at` (the format's listing
+    /// carries the time each was taken, so a slow listing cannot blur the line).
     pub async fn expect_no_backup_before(&self, at: DateTime<Utc>) -> Check {
         self.sleep_until_just_before(at).await;
         let early: Vec<String> = self
-            .backups()
+            .backup_infos()
             .await?
             .into_iter()
-            .filter(|id| backup_time(id).is_none_or(|t| t < at))
+            .filter(|b| b.taken < at)
+            .map(|b| b.id)
             .collect();
         ensure!(
             early.is_empty(),
@@ -363,17 +376,20 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub async fn wait_backup_after(&self, at: DateTime<Utc>, tolerance: Duration) -> Check<String> {
         let deadline = at + chrono::Duration::from_std(tolerance).expect("small duration");
         loop {
-            let ids = self.backups().await?;
-            if let Some(id) = ids.iter().find(|id| {
-                backup_time(id).is_some_and(|t| t >= at - chrono::Duration::milliseconds(1))
-            }) {
-                let taken = backup_time(id).expect("checked above");
+            let backups = self.backup_infos().await?;
+            if let Some(backup) = backups
+                .iter()
+                .find(|b| b.taken >= at - chrono::Duration::milliseconds(1))
+            {
                 ensure!(
-                    taken <= deadline,
-                    "backup {id} was taken at {taken}, later than {at} + {tolerance:?}"
+                    backup.taken <= deadline,
+                    "backup {} was taken at {}, later than {at} + {tolerance:?}",
+                    backup.id,
+                    backup.taken
                 );
-                return Ok(id.clone());
+                return Ok(backup.id.clone());
             }
+            let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
             ensure!(
                 Utc::now() <= deadline,
                 "no backup taken between {at} and {deadline}; backups: {ids:?}"
@@ -429,7 +445,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 faults::corrupt_dataset(&copy.path().join("current"), mode).context(&step)?;
                 self.write_volume(copy.path()).await.context(&step)
             }
-            Fault::CorruptLatestBackup => self.store.corrupt_latest().await.context(&step),
+            Fault::CorruptLatestBackup => {
+                self.store.corrupt_latest().await.map(drop).context(&step)
+            }
             Fault::DeleteLatestBackup => self.store.delete_latest().await.context(&step),
             Fault::StoreDown => self.store.down().await.context(&step),
             Fault::StoreUp => self.store.up().await.context(&step),
@@ -571,8 +589,12 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// Writes `dataset` as a valid dataset of generation `generation` onto the volume.
     pub async fn write_volume_dataset(&self, dataset: &Dataset, generation: u64) -> Check {
         let dir = tempfile::tempdir().context("scratch directory")?;
-        harness::backups::write_dataset_dir(&dir.path().join("current"), dataset, generation)
-            .context("writing a dataset for the volume")?;
+        harness::formats::phasepod::write_dataset_dir(
+            &dir.path().join("current"),
+            dataset,
+            generation,
+        )
+        .context("writing a dataset for the volume")?;
         self.write_volume(dir.path()).await
     }
 
@@ -590,7 +612,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         if !current.exists() {
             return Ok(());
         }
-        if let Ok(files) = harness::backups::read_valid_dataset(&current) {
+        if let Ok(files) = harness::formats::phasepod::read_dataset_dir(&current) {
             ensure!(
                 files == *backup,
                 "a killed restore left a dataset that verifies but is not the backup ({} of {} files)",
@@ -1029,11 +1051,6 @@ fn mentions_secret(value: &Value, name: &str) -> bool {
     }
 }
 
-/// The time encoded in a phasepod backup ID (`YYYYMMDDTHHMMSS.mmmZ`).
-pub fn backup_time(id: &str) -> Option<DateTime<Utc>> {
-    phasepod::store::BackupId::parse(id).map(|id| id.time())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1045,12 +1062,5 @@ mod tests {
             redact("auth key=s3cr3t failed", &secrets),
             "auth <redacted>=<redacted> failed"
         );
-    }
-
-    #[test]
-    fn backup_ids_parse_back_into_their_time() {
-        let t = backup_time("20261127T190102.345Z").unwrap();
-        assert_eq!(t.to_rfc3339(), "2026-11-27T19:01:02.345+00:00");
-        assert!(backup_time("not-an-id").is_none());
     }
 }

@@ -53,7 +53,7 @@ mod restic;
 mod time;
 
 pub use files::Files;
-pub use phasepod::Phasepod;
+pub use self::phasepod::Phasepod;
 pub use restic::Restic;
 
 /// Errors of the backup formats.
