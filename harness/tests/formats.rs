@@ -365,3 +365,31 @@ async fn restic_snapshots_list_newest_first_read_back_and_fail_when_a_pack_is_da
     assert!(matches!(refused, Error::Unsupported { .. }), "{refused}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_store_seeds_lists_and_damages_in_the_format_it_is_given() -> Result<()> {
+    use harness::backups::BackupStore;
+    use harness::formats::FormatKind;
+    use harness::subject::Backend;
+    for backend in [Backend::S3, Backend::Git] {
+        let default = BackupStore::start(backend).await?;
+        assert_eq!(default.format().kind(), FormatKind::Phasepod);
+        let store = BackupStore::start(backend)
+            .await?
+            .with_format(FormatKind::Files.format());
+        let older = store.seed(&datasets()[0]).await?;
+        let newer = store.seed(&datasets()[1]).await?;
+        let ids: Vec<String> = store.list().await?.into_iter().map(|b| b.id).collect();
+        assert_eq!(ids, [newer.clone(), older.clone()], "{backend}");
+        assert_eq!(store.verify(&older).await?, datasets()[0]);
+        // A plain copy: the phasepod reader finds no backup in it.
+        assert!(Phasepod.list(store.location()).await?.is_empty());
+        let what = store.corrupt_latest().await?;
+        assert!(what.contains(&newer), "{what}");
+        assert_ne!(store.verify(&newer).await.ok(), Some(datasets()[1].clone()));
+        store.delete_latest().await?;
+        let ids: Vec<String> = store.list().await?.into_iter().map(|b| b.id).collect();
+        assert_eq!(ids, [older], "{backend}");
+    }
+    Ok(())
+}

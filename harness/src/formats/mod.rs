@@ -52,8 +52,8 @@ pub mod phasepod;
 mod restic;
 mod time;
 
-pub use files::Files;
 pub use self::phasepod::Phasepod;
+pub use files::Files;
 pub use restic::Restic;
 
 /// Errors of the backup formats.
