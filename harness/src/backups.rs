@@ -1,11 +1,18 @@
-//! One scenario's backup store: an embedded object store or git server of its own, plus the
-//! means to seed, list, verify, corrupt and delete backups in phasepod's layout
-//! (docs/CONTRACTS.md).
+//! One scenario's backup store: an embedded object store or git server of its own, a store
+//! container, or its share of an external store — with its endpoint settings, credentials and
+//! outage switch — and the means to seed, list, verify, damage and delete backups through a
+//! [backup format](crate::formats) (phasepod's layout unless the caller chooses another).
+//!
+//! Everything goes through the harness's own clients ([`crate::remote`]), never through the code
+//! of the workload under test.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+
+use chrono::{DateTime, Utc};
 
 use crate::dataset::Dataset;
+use crate::formats::{BackupFormat, BackupInfo, FormatKind};
+use crate::remote::{GitLocation, S3Location, StoreLocation};
 use crate::services::{EmbeddedGitServer, EmbeddedObjectStore};
 use crate::subject::Backend;
 
@@ -15,9 +22,9 @@ pub enum Error {
     /// The store container did not start, pause or unpause.
     #[error(transparent)]
     Container(#[from] crate::services::containers::Error),
-    /// A store container started but could not be prepared.
+    /// A store container started but its bucket could not be created.
     #[error("preparing the store container: {0}")]
-    ContainerSetup(String),
+    ContainerSetup(#[source] crate::remote::s3::Error),
     /// The embedded service did not start.
     #[error("starting the embedded {backend} service: {source}")]
     Service {
@@ -27,15 +34,10 @@ pub enum Error {
         #[source]
         source: crate::services::Error,
     },
-    /// phasepod's store client failed.
+    /// The backup format failed (the store, the format's program, or a backup that does not
+    /// verify).
     #[error(transparent)]
-    Store(#[from] phasepod::store::Error),
-    /// A dataset could not be written or read.
-    #[error(transparent)]
-    Dataset(#[from] phasepod::dataset::Error),
-    /// A dataset on disk is not valid.
-    #[error("{0}")]
-    Invalid(#[from] phasepod::dataset::Invalid),
+    Format(#[from] crate::formats::Error),
     /// There is no backup to act on.
     #[error("the store holds no backup")]
     NoBackup,
@@ -50,12 +52,6 @@ pub enum Error {
         /// What went wrong.
         problem: String,
     },
-    /// A backup ID is not in phasepod's format.
-    #[error("`{0}` is not a backup ID (YYYYMMDDTHHMMSS.mmmZ)")]
-    BadId(String),
-    /// Scratch space failed.
-    #[error("scratch directory: {0}")]
-    Scratch(#[source] std::io::Error),
 }
 
 /// `Result` with this module's [`Error`].
@@ -83,15 +79,24 @@ enum Service {
     ),
 }
 
-/// A scenario's store and a phasepod client for it.
+/// A scenario's store and the format its backups are in.
 pub struct BackupStore {
     service: Service,
-    config: phasepod::store::BackendConfig,
-    scratch: tempfile::TempDir,
+    location: StoreLocation,
+    format: Box<dyn BackupFormat>,
     advertised_host: Option<String>,
 }
 
 impl BackupStore {
+    fn new(service: Service, location: StoreLocation) -> Self {
+        BackupStore {
+            service,
+            location,
+            format: FormatKind::default().format(),
+            advertised_host: None,
+        }
+    }
+
     /// Starts a fresh embedded service for `backend` on loopback with an empty bucket or
     /// repository.
     pub async fn start(backend: Backend) -> Result<Self> {
@@ -102,7 +107,7 @@ impl BackupStore {
     /// host by).
     pub async fn start_on(backend: Backend, bind: std::net::IpAddr) -> Result<Self> {
         let service_error = |source| Error::Service { backend, source };
-        let (service, config) = match backend {
+        Ok(match backend {
             Backend::S3 => {
                 let server = EmbeddedObjectStore::builder()
                     .with_bind_addr(bind)
@@ -110,15 +115,15 @@ impl BackupStore {
                     .await
                     .map_err(service_error)?;
                 server.create_bucket(BUCKET).await.map_err(service_error)?;
-                let config = phasepod::store::BackendConfig::S3(phasepod::store::S3Config {
-                    endpoint: server.endpoint(),
-                    bucket: BUCKET.into(),
-                    prefix: PREFIX.into(),
-                    region: server.region().into(),
-                    access_key_id: server.access_key_id().into(),
-                    secret_access_key: server.secret_access_key().into(),
-                });
-                (Service::S3(server), config)
+                let location = S3Location::new(
+                    server.endpoint(),
+                    BUCKET,
+                    server.access_key_id(),
+                    server.secret_access_key(),
+                )
+                .with_prefix(PREFIX)
+                .with_region(server.region());
+                Self::new(Service::S3(server), location.into())
             }
             Backend::Git => {
                 let server = EmbeddedGitServer::builder()
@@ -130,24 +135,12 @@ impl BackupStore {
                     .create_repo(REPOSITORY)
                     .await
                     .map_err(service_error)?;
-                let config = phasepod::store::BackendConfig::Git(phasepod::store::GitConfig {
-                    url,
-                    branch: BRANCH.into(),
-                    username: Some(server.username().into()),
-                    password: Some(server.password().into()),
-                });
-                (Service::Git(server), config)
+                let location = GitLocation::new(url)
+                    .with_branch(BRANCH)
+                    .with_credentials(server.username(), server.password())
+                    .with_local_repository(server.repo_path(REPOSITORY));
+                Self::new(Service::Git(server), location.into())
             }
-        };
-        let scratch = tempfile::Builder::new()
-            .prefix("phasecheck-store-")
-            .tempdir()
-            .map_err(Error::Scratch)?;
-        Ok(BackupStore {
-            service,
-            config,
-            scratch,
-            advertised_host: None,
         })
     }
 
@@ -163,38 +156,29 @@ impl BackupStore {
             what: format!("the {backend} store"),
             problem: "no external store is configured for this backend".into(),
         };
-        let config = match backend {
+        let location = match backend {
             Backend::S3 => {
                 let s3 = services.s3.as_ref().ok_or_else(not_configured)?;
-                phasepod::store::BackendConfig::S3(phasepod::store::S3Config {
-                    endpoint: s3.endpoint.clone(),
-                    bucket: s3.bucket.clone(),
-                    prefix: format!("{}phasecheck/{scope}/", s3.prefix),
-                    region: s3.region.clone(),
-                    access_key_id: s3.access_key_id.clone(),
-                    secret_access_key: s3.secret_access_key.clone(),
-                })
+                S3Location::new(
+                    &s3.endpoint,
+                    &s3.bucket,
+                    &s3.access_key_id,
+                    &s3.secret_access_key,
+                )
+                .with_prefix(format!("{}phasecheck/{scope}/", s3.prefix))
+                .with_region(&s3.region)
+                .into()
             }
             Backend::Git => {
                 let git = services.git.as_ref().ok_or_else(not_configured)?;
-                phasepod::store::BackendConfig::Git(phasepod::store::GitConfig {
-                    url: git.url.clone(),
-                    branch: format!("phasecheck/{scope}"),
-                    username: git.username.clone(),
-                    password: git.password.clone(),
-                })
+                let mut location =
+                    GitLocation::new(&git.url).with_branch(format!("phasecheck/{scope}"));
+                location.username = git.username.clone();
+                location.password = git.password.clone();
+                location.into()
             }
         };
-        let scratch = tempfile::Builder::new()
-            .prefix("phasecheck-store-")
-            .tempdir()
-            .map_err(Error::Scratch)?;
-        Ok(BackupStore {
-            service: Service::External(backend),
-            config,
-            scratch,
-            advertised_host: None,
-        })
+        Ok(Self::new(Service::External(backend), location))
     }
 
     /// Starts a store container of `backend` for one scenario (see
@@ -205,59 +189,51 @@ impl BackupStore {
     ) -> Result<Self> {
         use crate::services::containers::StoreContainer;
         crate::runtime::kube::install_crypto_provider();
-        let (container, config, addr) = match backend {
+        let (container, location, addr) = match backend {
             Backend::S3 => {
                 let (container, at) = StoreContainer::start_s3(settings).await?;
-                let config = phasepod::store::S3Config {
-                    endpoint: format!("http://{}", at.addr),
-                    bucket: BUCKET.into(),
-                    prefix: PREFIX.into(),
-                    region: crate::services::REGION.into(),
-                    access_key_id: at.access_key_id,
-                    secret_access_key: at.secret_access_key,
-                };
-                phasepod::store::s3_client(&config)
-                    .create_bucket()
-                    .bucket(BUCKET)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        Error::ContainerSetup(format!(
-                            "creating bucket {BUCKET}: {}",
-                            phasepod::chain(&e)
-                        ))
-                    })?;
-                (
-                    container,
-                    phasepod::store::BackendConfig::S3(config),
-                    at.addr,
+                let location = S3Location::new(
+                    format!("http://{}", at.addr),
+                    BUCKET,
+                    at.access_key_id,
+                    at.secret_access_key,
                 )
+                .with_prefix(PREFIX)
+                .with_region(crate::services::REGION);
+                crate::remote::s3::S3Client::new(&location)
+                    .create_bucket()
+                    .await
+                    .map_err(Error::ContainerSetup)?;
+                (container, location.into(), at.addr)
             }
             Backend::Git => {
                 let (container, at) = StoreContainer::start_git(settings).await?;
-                let config = phasepod::store::GitConfig {
-                    url: at.url,
-                    branch: BRANCH.into(),
-                    username: Some(at.username),
-                    password: Some(at.password),
-                };
-                (
-                    container,
-                    phasepod::store::BackendConfig::Git(config),
-                    at.addr,
-                )
+                let location = GitLocation::new(at.url)
+                    .with_branch(BRANCH)
+                    .with_credentials(at.username, at.password);
+                (container, location.into(), at.addr)
             }
         };
-        let scratch = tempfile::Builder::new()
-            .prefix("phasecheck-store-")
-            .tempdir()
-            .map_err(Error::Scratch)?;
-        Ok(BackupStore {
-            service: Service::Container(backend, Box::new(container), addr),
-            config,
-            scratch,
-            advertised_host: None,
-        })
+        Ok(Self::new(
+            Service::Container(backend, Box::new(container), addr),
+            location,
+        ))
+    }
+
+    /// Seeds, lists, verifies, damages and deletes backups in `format` instead of phasepod's.
+    pub fn with_format(mut self, format: Box<dyn BackupFormat>) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The format backups are in.
+    pub fn format(&self) -> &dyn BackupFormat {
+        self.format.as_ref()
+    }
+
+    /// Where the scenario's backups live, as the harness reaches them.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
     }
 
     /// Whether the store is someone else's (no outage switch; the scenario's scope to remove).
@@ -271,9 +247,23 @@ impl BackupStore {
         if !self.is_external() {
             return Ok(());
         }
-        match &self.config {
-            phasepod::store::BackendConfig::S3(s3) => remove_prefix(s3).await,
-            phasepod::store::BackendConfig::Git(git) => remove_branch(git, self.scratch.path()),
+        match &self.location {
+            StoreLocation::S3(s3) => crate::remote::s3::S3Client::new(s3)
+                .delete_prefix(&s3.prefix)
+                .await
+                .map(drop)
+                .map_err(|e| Error::Cleanup {
+                    what: format!("s3://{}/{}", s3.bucket, s3.prefix),
+                    problem: e.to_string(),
+                }),
+            StoreLocation::Git(git) => {
+                crate::remote::git::delete_branch(git)
+                    .await
+                    .map_err(|e| Error::Cleanup {
+                        what: format!("branch {}", git.branch),
+                        problem: e.to_string(),
+                    })
+            }
         }
     }
 
@@ -326,14 +316,14 @@ impl BackupStore {
         .into_iter()
         .map(|k| (k.to_owned(), String::new()))
         .collect();
-        match &self.config {
-            phasepod::store::BackendConfig::S3(s3) => {
+        match &self.location {
+            StoreLocation::S3(s3) => {
                 settings.insert("S3_ENDPOINT".into(), self.advertised(&s3.endpoint));
                 settings.insert("S3_BUCKET".into(), s3.bucket.clone());
                 settings.insert("S3_PREFIX".into(), s3.prefix.clone());
                 settings.insert("S3_REGION".into(), s3.region.clone());
             }
-            phasepod::store::BackendConfig::Git(git) => {
+            StoreLocation::Git(git) => {
                 settings.insert("GIT_URL".into(), self.advertised(&git.url));
                 settings.insert("GIT_BRANCH".into(), git.branch.clone());
             }
@@ -352,12 +342,12 @@ impl BackupStore {
         .into_iter()
         .map(|k| (k.to_owned(), String::new()))
         .collect();
-        match &self.config {
-            phasepod::store::BackendConfig::S3(s3) => {
+        match &self.location {
+            StoreLocation::S3(s3) => {
                 creds.insert("s3-access-key-id".into(), s3.access_key_id.clone());
                 creds.insert("s3-secret-access-key".into(), s3.secret_access_key.clone());
             }
-            phasepod::store::BackendConfig::Git(git) => {
+            StoreLocation::Git(git) => {
                 creds.insert(
                     "git-username".into(),
                     git.username.clone().unwrap_or_default(),
@@ -371,67 +361,53 @@ impl BackupStore {
         creds
     }
 
-    fn client(&self) -> Result<phasepod::store::Store> {
-        Ok(phasepod::store::Store::new(
-            self.config.clone(),
-            self.scratch.path(),
-        )?)
-    }
-
-    /// Takes a backup of `dataset` (generation 1); returns its ID.
+    /// Takes a backup of `dataset` now; returns its ID.
     pub async fn seed(&self, dataset: &Dataset) -> Result<String> {
-        let dir = tempfile::Builder::new()
-            .prefix("seed-")
-            .tempdir_in(self.scratch.path())
-            .map_err(Error::Scratch)?;
-        let current = dir.path().join("current");
-        write_dataset_dir(&current, dataset, 1)?;
-        let id = self.client()?.take_backup(&current).await?;
-        Ok(id.to_string())
+        Ok(self.seed_at(dataset, None).await?.id)
     }
 
-    /// Backup IDs, newest first.
-    pub async fn list(&self) -> Result<Vec<String>> {
-        let ids = self.client()?.list_backups().await?;
-        Ok(ids.iter().map(ToString::to_string).collect())
+    /// Takes a backup of `dataset` as taken at `at` (now when `None`).
+    pub async fn seed_at(
+        &self,
+        dataset: &Dataset,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<BackupInfo> {
+        Ok(self.format.seed(&self.location, dataset, at).await?)
     }
 
-    /// Restores backup `id` into scratch space, verifying every file; returns its content.
+    /// The backups, newest first, with the time each was taken.
+    pub async fn list(&self) -> Result<Vec<BackupInfo>> {
+        Ok(self.format.list(&self.location).await?)
+    }
+
+    /// Reads backup `id` back, verified in its format's own terms; returns its content.
     pub async fn verify(&self, id: &str) -> Result<Dataset> {
-        let id = parse_id(id)?;
-        let dir = tempfile::Builder::new()
-            .prefix("verify-")
-            .tempdir_in(self.scratch.path())
-            .map_err(Error::Scratch)?;
-        let target = dir.path().join("current");
-        self.client()?.restore_into(&id, &target).await?;
-        read_valid_dataset(&target)
+        Ok(self.format.read(&self.location, id).await?)
     }
 
-    /// Flips a byte of a file of the newest backup so that it fails verification.
-    pub async fn corrupt_latest(&self) -> Result<()> {
-        let store = self.client()?;
-        let newest = store
-            .list_backups()
+    async fn newest(&self) -> Result<String> {
+        Ok(self
+            .list()
             .await?
             .into_iter()
             .next()
-            .ok_or(Error::NoBackup)?;
-        Ok(store
-            .corrupt(&newest, phasepod::store::Corruption::FlipByte)
-            .await?)
+            .ok_or(Error::NoBackup)?
+            .id)
+    }
+
+    /// Damages the newest backup so that it fails verification (what that means per format:
+    /// [`crate::formats`]); returns what was done, in words.
+    pub async fn corrupt_latest(&self) -> Result<String> {
+        let newest = self.newest().await?;
+        let what = self.format.damage(&self.location, &newest).await?;
+        tracing::info!("damaged the newest backup: {what}");
+        Ok(what)
     }
 
     /// Removes the newest backup.
     pub async fn delete_latest(&self) -> Result<()> {
-        let store = self.client()?;
-        let newest = store
-            .list_backups()
-            .await?
-            .into_iter()
-            .next()
-            .ok_or(Error::NoBackup)?;
-        Ok(store.delete(&newest).await?)
+        let newest = self.newest().await?;
+        Ok(self.format.delete(&self.location, &newest).await?)
     }
 
     /// Makes the store unreachable (a container is paused).
@@ -456,105 +432,4 @@ impl BackupStore {
         }
         .map_err(|source| Error::Service { backend, source })
     }
-}
-
-/// Deletes every object under the configured prefix.
-async fn remove_prefix(s3: &phasepod::store::S3Config) -> Result<()> {
-    let client = phasepod::store::s3_client(s3);
-    let failed = |problem: String| Error::Cleanup {
-        what: format!("s3://{}/{}", s3.bucket, s3.prefix),
-        problem,
-    };
-    loop {
-        let listed = client
-            .list_objects_v2()
-            .bucket(&s3.bucket)
-            .prefix(&s3.prefix)
-            .send()
-            .await
-            .map_err(|e| failed(phasepod::chain(&e)))?;
-        let keys: Vec<String> = listed
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        for key in keys {
-            client
-                .delete_object()
-                .bucket(&s3.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| failed(format!("{key}: {}", phasepod::chain(&e))))?;
-        }
-    }
-}
-
-/// Deletes the configured branch on the remote (`git push <url> :refs/heads/<branch>`).
-fn remove_branch(git: &phasepod::store::GitConfig, scratch: &Path) -> Result<()> {
-    let failed = |problem: String| Error::Cleanup {
-        what: format!("branch {}", git.branch),
-        problem,
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("cleanup-")
-        .tempdir_in(scratch)
-        .map_err(Error::Scratch)?;
-    let repo = git2::Repository::init_bare(dir.path()).map_err(|e| failed(e.to_string()))?;
-    let mut remote = repo
-        .remote_anonymous(&git.url)
-        .map_err(|e| failed(e.to_string()))?;
-    let mut callbacks = git2::RemoteCallbacks::new();
-    let (user, password) = (git.username.clone(), git.password.clone());
-    callbacks.credentials(move |_, _, _| {
-        git2::Cred::userpass_plaintext(
-            user.as_deref().unwrap_or_default(),
-            password.as_deref().unwrap_or_default(),
-        )
-    });
-    let rejected = std::rc::Rc::new(std::cell::RefCell::new(None));
-    let seen = rejected.clone();
-    callbacks.push_update_reference(move |reference, status| {
-        if let Some(status) = status {
-            *seen.borrow_mut() = Some(format!("{reference}: {status}"));
-        }
-        Ok(())
-    });
-    let mut options = git2::PushOptions::new();
-    options.remote_callbacks(callbacks);
-    let refspec = format!(":refs/heads/{}", git.branch);
-    remote
-        .push(&[refspec.as_str()], Some(&mut options))
-        .map_err(|e| failed(e.message().to_owned()))?;
-    drop(options);
-    let problem = rejected.borrow_mut().take();
-    match problem {
-        Some(problem) => Err(failed(problem)),
-        None => Ok(()),
-    }
-}
-
-fn parse_id(id: &str) -> Result<phasepod::store::BackupId> {
-    phasepod::store::BackupId::parse(id).ok_or_else(|| Error::BadId(id.to_owned()))
-}
-
-/// Writes `dataset` as a valid phasepod dataset (files + manifest) into `dir`.
-pub fn write_dataset_dir(dir: &Path, dataset: &Dataset, generation: u64) -> Result<()> {
-    let files: Vec<(&String, &Vec<u8>)> = dataset.files.iter().collect();
-    phasepod::dataset::write_dataset(dir, &files, generation)?;
-    Ok(())
-}
-
-/// Reads a dataset directory that verifies; an error says why it does not.
-pub fn read_valid_dataset(dir: &Path) -> Result<Dataset> {
-    let manifest = phasepod::dataset::verify_dir(dir)?;
-    let mut dataset = Dataset::empty();
-    for entry in &manifest.files {
-        let bytes = std::fs::read(dir.join("files").join(&entry.path)).map_err(Error::Scratch)?;
-        dataset.files.insert(entry.path.clone(), bytes);
-    }
-    Ok(dataset)
 }

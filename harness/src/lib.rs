@@ -4,12 +4,15 @@
 //! The conformance catalog itself lives in the `scenarios` crate; this crate gives it the means.
 
 pub mod app;
+pub mod archive;
 pub mod backups;
 pub mod cluster;
 pub mod dataset;
 pub mod faults;
+pub mod formats;
 pub mod image;
 pub mod kind_config;
+pub mod remote;
 pub mod report;
 pub mod runtime;
 pub mod services;

@@ -407,7 +407,7 @@ async fn the_claim_helper_tools_pack_replace_and_count_a_mounted_volume() {
     replacement
         .write_files(&staging.path().join("current/files"))
         .expect("written");
-    let archive = phasepod::tool::pack_dir(staging.path(), Vec::new()).expect("packed");
+    let archive = harness::archive::pack_dir(staging.path(), Vec::new()).expect("packed");
     let size = archive.len().to_string();
     run_tool(
         &["--volume", &claim, "--interactive"],

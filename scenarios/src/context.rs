@@ -11,6 +11,7 @@ use chrono::{DateTime, Timelike, Utc};
 use harness::backups::BackupStore;
 use harness::dataset::{Dataset, Snapshot};
 use harness::faults::{self, Fault};
+use harness::formats::{BackupInfo, FormatKind};
 use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
 use harness::runtime::objects;
@@ -61,6 +62,8 @@ pub struct Scenario<'a, R: Runtime> {
     docs: Vec<Value>,
     /// Backups the harness seeded (not the workload's).
     seeded: std::sync::Mutex<Vec<String>>,
+    /// The restic repository's password (`{restic.password}`), whatever the format.
+    restic_password: String,
 }
 
 impl<'a, R: Runtime> Scenario<'a, R> {
@@ -69,7 +72,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         case: &'a Case,
         ns: String,
     ) -> Check<Scenario<'a, R>> {
-        let mut store = match (&env.external, &env.containers) {
+        let store = match (&env.external, &env.containers) {
             (Some(external), _) => BackupStore::external(external, case.backend, &ns)
                 .context("using the external backup store")?,
             (None, Some(settings)) => BackupStore::start_container(case.backend, settings)
@@ -79,6 +82,18 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 .await
                 .context("starting the backup store")?,
         };
+        // NB: a restic repository's password is a credential the harness hands out like the
+        // store's: fresh per case, `{restic.password}` in the subject's templates.
+        let restic_password = harness::services::random_token(16)
+            .context("making the restic repository's password")?;
+        let format: Box<dyn harness::formats::BackupFormat> =
+            match case.subject.profile.backup.format {
+                FormatKind::Restic => Box::new(
+                    harness::formats::Restic::default().with_password(restic_password.clone()),
+                ),
+                other => other.format(),
+            };
+        let mut store = store.with_format(format);
         let mut docs = Vec::new();
         for (path, text) in &case.subject.manifests {
             docs.extend(objects::read_documents(text, path).context("reading the manifests")?);
@@ -104,6 +119,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             workload_applied: false,
             docs,
             seeded: Default::default(),
+            restic_password,
         })
     }
 
@@ -274,6 +290,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .with("git.branch", get(&endpoint, "GIT_BRANCH"))
             .with("git.username", user)
             .with("git.password", password)
+            .with("restic.password", self.restic_password.clone())
             .with("namespace", self.ns.clone())
     }
 
@@ -368,6 +385,17 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     /// Backup IDs in the store, newest first.
     pub async fn backups(&self) -> Check<Vec<String>> {
+        Ok(self
+            .backup_infos()
+            .await?
+            .into_iter()
+            .map(|b| b.id)
+            .collect())
+    }
+
+    /// The backups in the store, newest first, with the time each was taken (as the format
+    /// lists them: phasepod's IDs, a files backup's name, a restic snapshot's time).
+    async fn backup_infos(&self) -> Check<Vec<BackupInfo>> {
         self.store.list().await.context("listing backups")
     }
 
@@ -411,10 +439,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         self.sleep_until_just_before(at).await;
         let seeded = self.seeded.lock().expect("not poisoned").clone();
         let early: Vec<String> = self
-            .backups()
+            .backup_infos()
             .await?
             .into_iter()
-            .filter(|id| backup_time(id).is_none_or(|t| t < at))
+            .filter(|b| b.taken < at)
+            .map(|b| b.id)
             .filter(|id| !seeded.contains(id))
             .collect();
         ensure!(
@@ -425,30 +454,33 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     }
 
     /// The newest backup taken at or after `at`, if the store holds one.
-    pub async fn backup_taken_since(&self, at: DateTime<Utc>) -> Check<Option<String>> {
-        let ids = self.backups().await?;
-        Ok(ids.into_iter().find(|id| {
-            backup_time(id).is_some_and(|t| t >= at - chrono::Duration::milliseconds(1))
-        }))
+    pub async fn backup_taken_since(&self, at: DateTime<Utc>) -> Check<Option<BackupInfo>> {
+        let backups = self.backup_infos().await?;
+        Ok(backups
+            .into_iter()
+            .find(|b| b.taken >= at - chrono::Duration::milliseconds(1)))
     }
 
     /// Waits for a backup taken at or after `at` and no later than `at + tolerance`.
     pub async fn wait_backup_after(&self, at: DateTime<Utc>, tolerance: Duration) -> Check<String> {
         let deadline = at + chrono::Duration::from_std(tolerance).expect("small duration");
         loop {
-            let ids = self.backups().await?;
-            if let Some(id) = ids.iter().find(|id| {
-                backup_time(id).is_some_and(|t| t >= at - chrono::Duration::milliseconds(1))
-            }) {
-                let taken = backup_time(id).expect("checked above");
+            let backups = self.backup_infos().await?;
+            if let Some(backup) = backups
+                .iter()
+                .find(|b| b.taken >= at - chrono::Duration::milliseconds(1))
+            {
                 ensure!(
-                    taken <= deadline,
-                    "backup {id} was taken at {taken}, later than {at} + {tolerance:?}"
+                    backup.taken <= deadline,
+                    "backup {} was taken at {}, later than {at} + {tolerance:?}",
+                    backup.id,
+                    backup.taken
                 );
-                return Ok(id.clone());
+                return Ok(backup.id.clone());
             }
             // NB: punctuality is judged by the time a backup was taken (its ID); one taken in
             // time may still be uploading on a loaded machine.
+            let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
             ensure!(
                 Utc::now() <= deadline + completion_grace(),
                 "no backup taken between {at} and {deadline}; backups: {ids:?}"
@@ -491,7 +523,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                     .context(&step)?;
                 self.write_volume(copy.path()).await.context(&step)
             }
-            Fault::CorruptLatestBackup => self.store.corrupt_latest().await.context(&step),
+            Fault::CorruptLatestBackup => {
+                self.store.corrupt_latest().await.map(drop).context(&step)
+            }
             Fault::DeleteLatestBackup => self.store.delete_latest().await.context(&step),
             Fault::StoreDown => self.store.down().await.context(&step),
             Fault::StoreUp => self.store.up().await.context(&step),
@@ -592,7 +626,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .await
             .context("reading the data volume")?;
         let copy = tempfile::tempdir().context("scratch directory")?;
-        phasepod::tool::replace_dir(copy.path(), &archive[..], None)
+        harness::archive::replace_dir(copy.path(), &archive[..])
             .context("unpacking the data volume")?;
         Ok(copy)
     }
@@ -600,7 +634,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// Replaces the volume's files with `dir`'s, owned by the workload's user.
     async fn write_volume(&self, dir: &Path) -> Check {
         let archive =
-            phasepod::tool::pack_dir(dir, Vec::new()).context("packing files for the volume")?;
+            harness::archive::pack_dir(dir, Vec::new()).context("packing files for the volume")?;
         self.runtime()
             .write_claim(&self.ns, self.data_claim()?, archive, self.workload_owner())
             .await
@@ -639,8 +673,10 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         let data = &self.subject().profile.data;
         let root = dir.path().join(&data.root);
         match data.layout {
-            Layout::Phasepod => harness::backups::write_dataset_dir(&root, dataset, generation)
-                .context("writing a dataset for the volume")?,
+            Layout::Phasepod => {
+                harness::formats::phasepod::write_dataset_dir(&root, dataset, generation)
+                    .context("writing a dataset for the volume")?
+            }
             Layout::Plain => dataset
                 .write_files(&root)
                 .context("writing a dataset for the volume")?,
@@ -669,7 +705,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         if !current.exists() {
             return Ok(());
         }
-        if let Ok(files) = harness::backups::read_valid_dataset(&current) {
+        if let Ok(files) = harness::formats::phasepod::read_dataset_dir(&current) {
             ensure!(
                 files == *backup,
                 "a killed restore left a dataset that verifies but is not the backup ({} of {} files)",
@@ -1030,11 +1066,6 @@ fn mentions_secret(value: &Value, name: &str) -> bool {
     }
 }
 
-/// The time encoded in a phasepod backup ID (`YYYYMMDDTHHMMSS.mmmZ`).
-pub fn backup_time(id: &str) -> Option<DateTime<Utc>> {
-    phasepod::store::BackupId::parse(id).map(|id| id.time())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1046,12 +1077,5 @@ mod tests {
             redact("auth key=s3cr3t failed", &secrets),
             "auth <redacted>=<redacted> failed"
         );
-    }
-
-    #[test]
-    fn backup_ids_parse_back_into_their_time() {
-        let t = backup_time("20261127T190102.345Z").unwrap();
-        assert_eq!(t.to_rfc3339(), "2026-11-27T19:01:02.345+00:00");
-        assert!(backup_time("not-an-id").is_none());
     }
 }

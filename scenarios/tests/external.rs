@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use harness::dataset::Dataset;
+use harness::formats::{BackupFormat as _, GitLocation, Phasepod, StoreLocation};
 use harness::report::Outcome;
 use harness::services::external::{ExternalGit, ExternalS3, ExternalServices};
 use harness::services::{EmbeddedGitServer, EmbeddedObjectStore};
@@ -23,7 +24,6 @@ struct Drill {
     s3: EmbeddedObjectStore,
     git: EmbeddedGitServer,
     git_url: String,
-    scratch: tempfile::TempDir,
 }
 
 impl Drill {
@@ -40,17 +40,16 @@ impl Drill {
             .unwrap();
         let git = EmbeddedGitServer::start().await.unwrap();
         let git_url = git.create_repo(REPOSITORY).await.unwrap();
-        let drill = Drill {
-            s3,
-            git,
-            git_url,
-            scratch: tempfile::tempdir().unwrap(),
-        };
+        let drill = Drill { s3, git, git_url };
         // Someone's backup chain on `main`, which the drill must leave alone.
-        let dir = drill.scratch.path().join("theirs");
-        harness::backups::write_dataset_dir(&dir, &Dataset::generated("theirs", 2, 100), 1)
+        Phasepod
+            .seed(
+                &drill.main_branch(),
+                &Dataset::generated("theirs", 2, 100),
+                None,
+            )
+            .await
             .unwrap();
-        drill.main_store().take_backup(&dir).await.unwrap();
         drill
     }
 
@@ -72,14 +71,10 @@ impl Drill {
         }
     }
 
-    fn main_store(&self) -> phasepod::store::Store {
-        let config = phasepod::store::BackendConfig::Git(phasepod::store::GitConfig {
-            url: self.git_url.clone(),
-            branch: "main".into(),
-            username: Some(self.git.username().into()),
-            password: Some(self.git.password().into()),
-        });
-        phasepod::store::Store::new(config, self.scratch.path()).unwrap()
+    fn main_branch(&self) -> StoreLocation {
+        GitLocation::new(&self.git_url)
+            .with_credentials(self.git.username(), self.git.password())
+            .into()
     }
 
     async fn keys(&self) -> BTreeSet<String> {
@@ -157,7 +152,7 @@ async fn the_catalog_runs_in_scopes_of_external_stores_and_removes_them_afterwar
         BTreeSet::from(["refs/heads/main".to_owned()]),
         "only what was there before is left in the repository"
     );
-    assert_eq!(drill.main_store().list_backups().await.unwrap().len(), 1);
+    assert_eq!(Phasepod.list(&drill.main_branch()).await.unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,12 @@
 //!   `403 AccessDenied`;
 //! - the bucket and object operations s3s-fs implements: buckets (create, head, list, delete),
 //!   objects (put, get incl. ranges, head, copy, delete, delete-many, list v1 and v2) and multipart
-//!   uploads. No versioning, no ACLs or policies, no lifecycle rules, no virtual-hosted style.
+//!   uploads. No versioning, no ACLs or policies, no lifecycle rules, no virtual-hosted style;
+//! - listings as real clients ask for them: an empty `delimiter=` is no delimiter (s3s-fs took it
+//!   for one, which broke every recursive listing of restic and rclone) and `encoding-type=url`
+//!   encodes the names it returns (s3s-fs only echoed it) — see `s3_backend`;
+//! - since objects are files, a key cannot also be a "directory" of other keys (`a` and `a/b`
+//!   cannot both exist).
 //!
 //! # [`EmbeddedGitServer`]
 //!
@@ -64,6 +69,7 @@ mod git;
 pub mod in_cluster;
 mod net;
 mod object_store;
+mod s3_backend;
 
 pub use git::{AUTH_REALM, DEFAULT_BRANCH, EmbeddedGitServer, EmbeddedGitServerBuilder};
 pub use object_store::{EmbeddedObjectStore, EmbeddedObjectStoreBuilder, REGION};
@@ -163,7 +169,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `n` random bytes, hex-encoded: URL-, header- and shell-safe credentials.
-pub(crate) fn random_token(n: usize) -> Result<String> {
+pub fn random_token(n: usize) -> Result<String> {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).map_err(|source| Error::Random { source })?;
     Ok(hex::encode(bytes))

@@ -1,4 +1,5 @@
-//! The embedded S3 object store: s3s + s3s-fs behind hyper.
+//! The embedded S3 object store: s3s + s3s-fs (listing fixed, see [`super::s3_backend`]) behind
+//! hyper.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -76,10 +77,11 @@ impl EmbeddedObjectStoreBuilder {
                 service: "object store",
                 source,
             })?;
-        let fs = s3s_fs::FileSystem::new(dir.path()).map_err(|e| Error::ObjectStoreInit {
-            path: dir.path().to_owned(),
-            message: format!("{e:?}"),
-        })?;
+        let fs =
+            super::s3_backend::HarnessFs::new(dir.path()).map_err(|e| Error::ObjectStoreInit {
+                path: dir.path().to_owned(),
+                message: format!("{e:?}"),
+            })?;
         let service = {
             let mut builder = S3ServiceBuilder::new(fs);
             builder.set_auth(SimpleAuth::from_single(

@@ -153,48 +153,7 @@ impl std::str::FromStr for Backend {
     }
 }
 
-/// How a workload keeps its backups in the store (see `harness::formats`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FormatName {
-    /// The reference workload's layout (docs/CONTRACTS.md).
-    Phasepod,
-    /// A plain copy of the dataset per backup (S3 prefix, or one git commit).
-    Files,
-    /// A restic repository on S3.
-    Restic,
-}
-
-impl FormatName {
-    /// Every format, with its name in profiles.
-    pub const ALL: [(FormatName, &'static str); 3] = [
-        (FormatName::Phasepod, "phasepod"),
-        (FormatName::Files, "files"),
-        (FormatName::Restic, "restic"),
-    ];
-
-    /// The name in profiles.
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(f, _)| *f == self)
-            .map(|(_, n)| *n)
-            .unwrap_or_default()
-    }
-
-    /// The backends the format can keep backups on.
-    pub fn backends(self) -> &'static [Backend] {
-        match self {
-            FormatName::Phasepod | FormatName::Files => &Backend::ALL,
-            FormatName::Restic => &[Backend::S3],
-        }
-    }
-}
-
-impl fmt::Display for FormatName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::formats::FormatKind as FormatName;
 
 /// How the dataset sits on the data volume.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -793,20 +752,16 @@ pub const V1_CREDENTIALS_SECRET: &str = "phasecheck-backup-credentials";
 
 /// A `v1alpha2` profile, its formats, layouts, templates and app access checked.
 fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result<Profile> {
-    let format = FormatName::ALL
-        .iter()
-        .find(|(_, name)| *name == doc.backup.format)
-        .map(|(f, _)| *f)
-        .ok_or_else(|| {
-            invalid(
-                "backup.format",
-                format!(
-                    "unknown format `{}`; use one of: {}",
-                    doc.backup.format,
-                    FormatName::ALL.map(|(_, n)| n).join(", ")
-                ),
-            )
-        })?;
+    let format: FormatName = doc.backup.format.parse().map_err(|_| {
+        invalid(
+            "backup.format",
+            format!(
+                "unknown format `{}`; use one of: {}",
+                doc.backup.format,
+                FormatName::ALL.map(|f| f.name()).join(", ")
+            ),
+        )
+    })?;
     let layout = match doc.data.layout.as_deref() {
         None | Some("plain") => Layout::Plain,
         Some("phasepod") => Layout::Phasepod,

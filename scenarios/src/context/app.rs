@@ -144,7 +144,7 @@ impl<R: Runtime> Scenario<'_, R> {
         let dataset = match data.layout {
             Layout::Plain => files_under(&root)?,
             Layout::Phasepod if !root.exists() => Dataset::empty(),
-            Layout::Phasepod => harness::backups::read_valid_dataset(&root)
+            Layout::Phasepod => harness::formats::phasepod::read_dataset_dir(&root)
                 .violation("the dataset on the volume does not verify")?,
         };
         Ok(Dataset {
@@ -217,8 +217,8 @@ impl<R: Runtime> Scenario<'_, R> {
             self.write_file_through_app(pod, &client, &path, &bytes)
                 .await?;
             writes += 1;
-            if let Some(id) = self.backup_taken_since(at).await? {
-                let taken = super::backup_time(&id).unwrap_or(at);
+            if let Some(backup) = self.backup_taken_since(at).await? {
+                let (id, taken) = (backup.id, backup.taken);
                 ensure!(
                     taken <= deadline,
                     "backup {id} was taken at {taken}, later than {at} + {patience:?}"

@@ -97,7 +97,7 @@ impl Runtime for LocalRuntime {
 
     async fn read_claim(&self, ns: &str, claim: &str) -> Result<Vec<u8>> {
         let dir = LocalRuntime::pvc_path(self, ns, claim)?;
-        phasepod::tool::pack_dir(&dir, Vec::new()).map_err(claim_io("packing", &dir))
+        crate::archive::pack_dir(&dir, Vec::new()).map_err(claim_io("packing", &dir))
     }
 
     async fn write_claim(
@@ -109,12 +109,12 @@ impl Runtime for LocalRuntime {
     ) -> Result<()> {
         // NB: pods are this user's processes; the files stay this user's.
         let dir = LocalRuntime::pvc_path(self, ns, claim)?;
-        phasepod::tool::replace_dir(&dir, &archive[..], None).map_err(claim_io("replacing", &dir))
+        crate::archive::replace_dir(&dir, &archive[..]).map_err(claim_io("replacing", &dir))
     }
 
     async fn count_claim_files(&self, ns: &str, claim: &str, limit: usize) -> Result<usize> {
         let dir = LocalRuntime::pvc_path(self, ns, claim)?;
-        Ok(phasepod::tool::count_files(&dir, limit))
+        Ok(crate::archive::count_files(&dir, limit))
     }
 
     async fn reach(&self, _ns: &str, pod: &PodInfo, port: u16) -> Result<SocketAddr> {
