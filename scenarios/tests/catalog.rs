@@ -14,7 +14,7 @@ async fn the_reference_workload_passes_every_scenario(#[case] backend: &str) {
         backends: vec![backend.parse().unwrap()],
         phasecheck: Some(env!("CARGO_BIN_EXE_phasecheck").into()),
         report_dir: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join("phasecheck-catalog"),
+            .join(format!("phasecheck-catalog-{backend}")),
         ..RunOptions::new()
     };
     let report = run_report(&options).await.expect("the run starts");
