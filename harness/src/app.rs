@@ -124,6 +124,27 @@ impl AppClient {
             .map(drop)
     }
 
+    /// WebDAV: `MKCOL` every parent collection of `path` (a `405 Method Not Allowed` means it
+    /// exists), then `PUT` the content.
+    pub async fn webdav_put(&self, path: &str, content: impl Into<Bytes>) -> Result<()> {
+        let mkcol = Method::from_bytes(b"MKCOL").expect("MKCOL is a valid method token");
+        let mut parent = String::new();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        for segment in segments.iter().take(segments.len().saturating_sub(1)) {
+            parent.push('/');
+            parent.push_str(segment);
+            match self
+                .expect_ok(mkcol.clone(), &format!("{parent}/"), Bytes::new())
+                .await
+            {
+                Ok(_) => {}
+                Err(Error::Status { status, .. }) if status == StatusCode::METHOD_NOT_ALLOWED => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.put(path, content).await
+    }
+
     /// `DELETE path`; a 2xx answer is success.
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.expect_ok(Method::DELETE, path, Bytes::new())

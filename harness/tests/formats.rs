@@ -393,3 +393,68 @@ async fn a_backup_store_seeds_lists_and_damages_in_the_format_it_is_given() -> R
     }
     Ok(())
 }
+
+/// The real `restic` with `s3`'s repository, password and credentials, nothing from the host.
+fn restic_command(s3: &S3Location, password: &str) -> std::process::Command {
+    let mut command = std::process::Command::new("restic");
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env(
+            "RESTIC_REPOSITORY",
+            format!(
+                "s3:{}/{}/{}",
+                s3.endpoint,
+                s3.bucket,
+                s3.prefix.trim_end_matches('/')
+            ),
+        )
+        .env("RESTIC_PASSWORD", password)
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key)
+        .arg("--no-cache");
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restic_snapshots_seeded_at_a_path_restore_there_as_the_workloads_own_restore_does()
+-> Result<()> {
+    if !restic_available() {
+        return Ok(());
+    }
+    let (_server, store) = s3_location().await?;
+    let StoreLocation::S3(s3) = &store else {
+        bail!("an S3 location");
+    };
+    let restic = Restic::default()
+        .with_password("pw-of-the-path-test")
+        .with_path("/var/lib/notes");
+    let dataset = Dataset::generated("at-a-path", 3, 40);
+    let info = restic.seed(&store, &dataset, None).await?;
+    // What a workload's `restic restore latest --target /` would write, made under a scratch
+    // directory instead of `/`.
+    let target = tempfile::tempdir()?;
+    let restored = restic_command(s3, "pw-of-the-path-test")
+        .args(["restore", "latest", "--target"])
+        .arg(target.path())
+        .output()?;
+    ensure!(
+        restored.status.success(),
+        "restic restore: {}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    for (path, bytes) in &dataset.files {
+        let on_disk = std::fs::read(target.path().join("var/lib/notes").join(path))
+            .with_context(|| format!("{path} under /var/lib/notes"))?;
+        ensure!(&on_disk == bytes, "{path} restored with other bytes");
+    }
+    ensure!(restic.read(&store, &info.id).await? == dataset);
+    // A format that expects another path calls the snapshot invalid rather than empty.
+    let elsewhere = Restic::default()
+        .with_password("pw-of-the-path-test")
+        .with_path("/data");
+    let refused = elsewhere.read(&store, &info.id).await.unwrap_err();
+    assert!(matches!(refused, Error::Invalid { .. }), "{refused}");
+    Ok(())
+}

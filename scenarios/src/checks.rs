@@ -13,10 +13,16 @@ use crate::context::{Knobs, Scenario};
 use crate::outcome::{Check, Context};
 use crate::{ensure, fail};
 
-/// How far after its scheduled time a backup may complete.
-const SCHEDULE_TOLERANCE: Duration = Duration::from_secs(5);
-/// How long a scenario whose requirement is not punctuality waits for a scheduled backup.
-const BACKUP_PATIENCE: Duration = Duration::from_secs(15);
+/// How far after its scheduled time a backup may be taken: a workload may start a program or two
+/// and reach the store before it records its backup's time, on a busy machine.
+const SCHEDULE_TOLERANCE: Duration = Duration::from_secs(10);
+/// How long a scenario whose requirement is not punctuality (MNT-1 judges that) waits for a
+/// scheduled backup: a sidecar whose backup and prune take longer than the series' 6 s spacing
+/// falls behind its schedule, yet its backups still round-trip.
+const BACKUP_PATIENCE: Duration = Duration::from_secs(60);
+/// INIT-6: how long a restore that retries by itself (rather than failing) is watched while the
+/// store is down.
+const RESTORE_HELD: Duration = Duration::from_secs(15);
 /// How soon after the store's return a backup missed during an outage must be taken (MNT-3).
 const RECOVERY_WINDOW: Duration = Duration::from_secs(60);
 /// How long the store stays down past the scheduled time (MNT-3).
@@ -145,7 +151,7 @@ async fn init_6_no_start_blind<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
         }
         s.inject(Fault::StoreDown).await?;
         s.deploy_without_waiting(Knobs::default()).await?;
-        s.wait_restore_failures(2)
+        s.wait_restore_held(2, RESTORE_HELD)
             .await
             .with_context(|| format!("{volume} volume"))?;
         s.expect_run_phase_not_started()

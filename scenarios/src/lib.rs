@@ -12,5 +12,6 @@ pub mod probe;
 pub mod progress;
 pub mod runner;
 pub mod stop;
+pub mod subject_check;
 pub mod term;
 pub mod workdir;

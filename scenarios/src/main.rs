@@ -43,6 +43,8 @@ Environment:
   PHASECHECK_GIT_PASSWORD           PHASECHECK_GIT_PASSWORD_FILE naming files
   PHASECHECK_REQUIRE_DOCKER=1     cargo test only: Docker-tier tests fail instead of skipping
                                   when no Docker daemon answers
+  PHASECHECK_REQUIRE_TOOLS=1      cargo test only: tests of real tools (restic, rclone, the
+                                  third-party subjects) fail instead of skipping without them
   NO_COLOR                        set (non-empty): no colour even on a terminal
   TMPDIR                          where the local runtime's pods keep their files";
 
@@ -113,6 +115,11 @@ enum Command {
     },
     /// List the catalog: ID, name, requirement.
     List,
+    /// Work with subject profiles.
+    Subject {
+        #[command(subcommand)]
+        command: SubjectCommand,
+    },
     /// Remove what killed runs left behind: processes, files, store containers, namespaces.
     ///
     /// On this host: the run directories ($TMPDIR/phasecheck-run-*) and local runtime
@@ -171,6 +178,18 @@ enum ObjectStoreKind {
 }
 
 #[derive(Debug, Subcommand)]
+enum SubjectCommand {
+    /// Validate profiles against their manifests and print what phasecheck would do with each
+    /// (what it writes per backend, claims, local-runtime readiness), without running anything.
+    /// Exit 0: all valid; 2: one is not (the error names the file, the field and the fix).
+    Check {
+        /// Subject profile(s).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ImageCommand {
     /// Build `phasecheck/phasepod:dev` from this workspace (static binary, FROM scratch, non-root).
     Build {
@@ -202,6 +221,9 @@ fn main() -> ExitCode {
             scenarios::term::out_text(&scenarios::catalog::listing());
             ExitCode::SUCCESS
         }
+        Command::Subject {
+            command: SubjectCommand::Check { files },
+        } => scenarios::subject_check::run(&files),
         Command::Image {
             command: ImageCommand::Build { tag, target },
         } => build_image(tag, target),

@@ -1070,3 +1070,59 @@ fn a_killed_run_leaves_no_sandbox_process_behind() {
     }
     assert!(left.is_empty(), "processes left behind: {left:?}");
 }
+
+/// The restic reference profile, edited, in `dir` (its manifests where they are).
+fn write_restic_subject(dir: &Path, profile_edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("fixtures/subjects/restic.yaml"))
+        .unwrap()
+        .replace(
+            "manifests/",
+            &format!("{}/fixtures/subjects/manifests/", repo().display()),
+        );
+    let path = dir.join("restic-subject.yaml");
+    std::fs::write(&path, profile_edit(text)).unwrap();
+    path
+}
+
+#[test]
+fn subject_check_prints_what_phasecheck_would_do_with_a_valid_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_restic_subject(tmp.path(), |t| t);
+    let output = phasecheck(&["subject", "check", path.to_str().unwrap()], tmp.path());
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    for needle in [
+        "subject `restic` is valid",
+        "format     restic (the dataset at /data)",
+        "the harness writes Secret restic",
+        "RESTIC_PASSWORD",
+        "claims     all 18 requirements",
+    ] {
+        assert!(all.contains(needle), "`{needle}` missing from:\n{all}");
+    }
+}
+
+#[rstest]
+#[case::unknown_format("format: restic", "format: borg", &["backup.format", "borg", "restic"])]
+#[case::unknown_template_field(
+    "{restic.password}",
+    "{restic.passphrase}",
+    &["backup.backends.s3.secrets", "restic.passphrase", "restic.password"]
+)]
+#[case::unknown_claim("schedule: {env: RUNAT}", "schedule: {env: RUNAT}\nclaims: [INIT-1, INIT-99]", &["claims", "INIT-99"])]
+#[case::a_secret_nobody_writes("        - name: restic\n", "        - name: restic-creds\n", &["backup.backends.s3", "Secret `restic`", "envFrom"])]
+#[case::a_path_for_a_format_without_paths("format: restic", "format: files", &["backup.path", "files"])]
+fn subject_check_names_the_file_and_field_of_a_bad_profile(
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] needles: &[&str],
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_restic_subject(tmp.path(), |t| {
+        assert!(t.contains(from), "the reference profile has `{from}`");
+        t.replacen(from, to, 1)
+    });
+    let mut all_needles = vec!["restic-subject.yaml"];
+    all_needles.extend_from_slice(needles);
+    expect_input_error(&["subject", "check", path.to_str().unwrap()], &all_needles);
+}

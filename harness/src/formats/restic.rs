@@ -7,14 +7,20 @@
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, `PATH`, a scratch `HOME`, and `TZ=UTC` (restic
 //! reads `--time` in local time) — never the host's (which may hold `AWS_CA_BUNDLE` and other
 //! variables that break it), and without a cache (`--no-cache`), so that every read reaches the
-//! store.
+//! store. Reads take no lock (`--no-lock`): the workload's `forget --prune` needs the repository
+//! exclusively, and a harness that watches the store must not make it fail.
 //!
 //! - seed: `restic backup .` run inside a directory holding the dataset (so the snapshot's root
 //!   is the dataset's root), with `--time`, `--host` and `--tag`; the repository is initialised
-//!   first when there is none;
+//!   first when there is none. With [`Restic::with_path`] (`/data`, the path the workload's own
+//!   `restic backup /data` records) the dataset is written to `data/` in a scratch directory and
+//!   `restic backup data` is run there: restic keeps a relative path's components, so the
+//!   snapshot's tree is `/data/…` as the workload's are, and `restic restore latest --target /`
+//!   puts it back at `/data`;
 //! - list: `restic snapshots --json`, every snapshot (not only the harness's), newest first;
 //! - read: `restic restore {id} --target … --verify` — restic checks every blob's MAC as it
-//!   decrypts, and `--verify` reads the restored files back;
+//!   decrypts, and `--verify` reads the restored files back; the dataset is what is under the
+//!   path (a snapshot without it is invalid);
 //! - damage: a byte flipped in a data pack that only that snapshot references, found with
 //!   `restic cat snapshot|blob|index` and `restic list index`; other snapshots stay whole;
 //! - delete: `restic forget {id} --prune`.
@@ -51,6 +57,8 @@ pub struct Restic {
     password: String,
     host: String,
     tag: String,
+    /// Where snapshots hold the dataset, relative to `/`; empty: at the root.
+    path: String,
 }
 
 impl Default for Restic {
@@ -60,6 +68,7 @@ impl Default for Restic {
             password: DEFAULT_PASSWORD.into(),
             host: DEFAULT_HOST.into(),
             tag: DEFAULT_HOST.into(),
+            path: String::new(),
         }
     }
 }
@@ -71,6 +80,7 @@ impl fmt::Debug for Restic {
             .field("password", &"<redacted>")
             .field("host", &self.host)
             .field("tag", &self.tag)
+            .field("path", &self.path)
             .finish()
     }
 }
@@ -91,6 +101,17 @@ impl Restic {
     /// The tag seeded snapshots carry.
     pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
         self.tag = tag.into();
+        self
+    }
+
+    /// Snapshots hold the dataset at this absolute path (e.g. `/data`), as a workload's
+    /// `restic backup /data` records it; `/` or empty: at the snapshot's root.
+    pub fn with_path(mut self, path: &str) -> Self {
+        self.path = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect::<Vec<_>>()
+            .join("/");
         self
     }
 
@@ -116,8 +137,16 @@ impl Restic {
                 std::env::temp_dir(),
             ))?;
         let mut command = tokio::process::Command::new(&self.program);
+        command.arg("--no-cache");
+        // NB: a reader's lock blocks the workload's `forget --prune` (it needs the repository
+        // exclusively) and the workload's prune would block the harness: looking must not lock.
+        if args
+            .first()
+            .is_some_and(|a| ["cat", "snapshots", "restore", "list", "ls"].contains(a))
+        {
+            command.arg("--no-lock");
+        }
         command
-            .arg("--no-cache")
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -377,15 +406,21 @@ impl BackupFormat for Restic {
                 "create a scratch directory in",
                 std::env::temp_dir(),
             ))?;
+        let files = dir.path().join(&self.path);
         dataset
-            .write_files(dir.path())
-            .map_err(Error::local("write the dataset into", dir.path()))?;
+            .write_files(&files)
+            .map_err(Error::local("write the dataset into", &files))?;
         let time = at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string());
         let mut args = vec!["backup", "--json", "--host", &self.host, "--tag", &self.tag];
         if let Some(time) = &time {
             args.extend(["--time", time]);
         }
-        args.push(".");
+        // NB: a relative path keeps its components in the snapshot's tree (`data/…`).
+        args.push(if self.path.is_empty() {
+            "."
+        } else {
+            &self.path
+        });
         let out = self.run(s3, &args, Some(dir.path())).await?;
         let short = String::from_utf8_lossy(&out)
             .lines()
@@ -439,7 +474,14 @@ impl BackupFormat for Restic {
             }
             Err(e) => return Err(e),
         }
-        read_tree(target.path())?.map_err(invalid)
+        let under = target.path().join(&self.path);
+        if !under.is_dir() {
+            return Err(invalid(format!(
+                "the snapshot holds nothing at /{} (where the subject's backups keep the dataset)",
+                self.path
+            )));
+        }
+        read_tree(&under)?.map_err(invalid)
     }
 
     async fn damage(&self, store: &StoreLocation, id: &str) -> Result<String> {

@@ -122,6 +122,8 @@ pub(super) struct V2App {
 #[serde(deny_unknown_fields)]
 pub(super) struct V2Backup {
     pub format: String,
+    #[serde(default)]
+    pub path: Option<String>,
     pub backends: BTreeMap<Backend, V2Wiring>,
 }
 

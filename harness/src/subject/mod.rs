@@ -27,9 +27,11 @@
 //!   container: app
 //!   port: 8080
 //!   read: {httpGet: "/{path}"}         # optional: how to read one file through the app
-//!   write: {httpPut: "/{path}"}        # optional: how to write one (or {exec: [sh, -c, …]})
+//!   write: {httpPut: "/{path}"}        # optional: how to write one ({webdavPut: …}: MKCOL
+//!                                      # the parents first; or {exec: [sh, -c, …]})
 //! backup:
 //!   format: restic                     # phasepod | files | restic
+//!   path: /data                        # restic: the path the workload's `restic backup` names
 //!   backends:
 //!     s3:
 //!       secrets:
@@ -58,6 +60,7 @@ use serde_json::Value;
 
 mod document;
 mod pod_spec;
+mod references;
 pub mod template;
 
 use pod_spec::Checked;
@@ -238,6 +241,10 @@ pub enum AppAccess {
     HttpGet(String),
     /// `PUT` the file's bytes to this path of the app's port.
     HttpPut(String),
+    /// `PUT` the file's bytes with WebDAV: `MKCOL` every parent collection first (a WebDAV
+    /// server refuses a `PUT` whose parent is missing with 409, RFC 4918 §9.7.1), as WebDAV
+    /// clients do.
+    WebdavPut(String),
     /// Run this argv in the app container: for a read, its standard output is the file in
     /// base64 (`base64 "$1"`); for a write, `{content.base64}` is replaced by the file's bytes in
     /// base64.
@@ -263,6 +270,7 @@ impl AppAccess {
             AppAccess::HttpGet(p) | AppAccess::HttpPut(p) => {
                 AppRequest::Http(fill_with(p, &percent_encode_path(path)))
             }
+            AppAccess::WebdavPut(p) => AppRequest::Webdav(fill_with(p, &percent_encode_path(path))),
             AppAccess::Exec(argv) => {
                 AppRequest::Exec(argv.iter().map(|a| fill_with(a, path)).collect())
             }
@@ -288,6 +296,8 @@ pub fn percent_encode_path(path: &str) -> String {
 pub enum AppRequest {
     /// An HTTP path on the app's port.
     Http(String),
+    /// A WebDAV resource on the app's port: parent collections are made first.
+    Webdav(String),
     /// An argv to exec in the app container.
     Exec(Vec<String>),
 }
@@ -323,6 +333,9 @@ pub struct Wiring {
 pub struct BackupSpec {
     /// How backups are kept.
     pub format: FormatName,
+    /// Where a backup holds the dataset, for formats that record absolute paths (restic: the
+    /// path the workload passes to `restic backup`); `None`: at the backup's root.
+    pub path: Option<String>,
     /// Backends the subject supports, with how the workload finds each.
     pub backends: BTreeMap<Backend, Wiring>,
 }
@@ -559,6 +572,7 @@ impl Subject {
                 _ => {}
             }
         }
+        check_references(&pod_spec, &manifests, &profile, backends_field, &invalid)?;
         let container_images = check.images();
         Ok(Subject {
             path: path.to_owned(),
@@ -737,6 +751,7 @@ fn from_v1(doc: document::V1) -> Profile {
         },
         backup: BackupSpec {
             format: FormatName::Phasepod,
+            path: None,
             backends,
         },
         schedule: doc.schedule,
@@ -762,6 +777,19 @@ fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result
             ),
         )
     })?;
+    let backup_path = match doc.backup.path {
+        None => None,
+        Some(_) if format != FormatName::Restic => {
+            return Err(invalid(
+                "backup.path",
+                format!(
+                    "only the restic format records where a backup holds the dataset; remove it for `{}`",
+                    format.name()
+                ),
+            ));
+        }
+        Some(path) => Some(check_backup_path(&path).map_err(|e| invalid("backup.path", e))?),
+    };
     let layout = match doc.data.layout.as_deref() {
         None | Some("plain") => Layout::Plain,
         Some("phasepod") => Layout::Phasepod,
@@ -840,11 +868,26 @@ fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result
             read: doc.app.read,
             write: doc.app.write,
         },
-        backup: BackupSpec { format, backends },
+        backup: BackupSpec {
+            format,
+            path: backup_path,
+            backends,
+        },
         schedule: doc.schedule,
         retention: doc.retention,
         claims: doc.claims.map(|ids| ids.into_iter().collect()),
     })
+}
+
+/// `backup.path`: absolute, normalised, not `/`; returned without its leading `/`.
+fn check_backup_path(path: &str) -> Result<String, String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if !path.starts_with('/') || parts.is_empty() || parts.iter().any(|p| *p == "." || *p == "..") {
+        return Err(format!(
+            "`{path}` must be an absolute path below `/` without `.` or `..`, as the workload's backup command names it (e.g. `/data`)"
+        ));
+    }
+    Ok(parts.join("/"))
 }
 
 /// An app access names `{path}` and, for HTTP, an absolute path.
@@ -853,7 +896,7 @@ fn check_access(field: &str, access: Option<&AppAccess>) -> Result<(), String> {
         return Ok(());
     };
     let names_path = match access {
-        AppAccess::HttpGet(p) | AppAccess::HttpPut(p) => {
+        AppAccess::HttpGet(p) | AppAccess::HttpPut(p) | AppAccess::WebdavPut(p) => {
             if !p.starts_with('/') {
                 return Err(format!("`{p}` must start with `/`"));
             }
@@ -867,8 +910,12 @@ fn check_access(field: &str, access: Option<&AppAccess>) -> Result<(), String> {
         }
     };
     match (field, access) {
-        ("app.read", AppAccess::HttpPut(_)) => Err("reading takes `httpGet` or `exec`".into()),
-        ("app.write", AppAccess::HttpGet(_)) => Err("writing takes `httpPut` or `exec`".into()),
+        ("app.read", AppAccess::HttpPut(_) | AppAccess::WebdavPut(_)) => {
+            Err("reading takes `httpGet` or `exec`".into())
+        }
+        ("app.write", AppAccess::HttpGet(_)) => {
+            Err("writing takes `httpPut`, `webdavPut` or `exec`".into())
+        }
         _ if !names_path => Err("name the file with `{path}`".into()),
         _ => Ok(()),
     }
@@ -917,6 +964,46 @@ fn read(path: &Path) -> Result<String> {
 }
 
 /// Finds the pod spec of the workload among the manifests' documents.
+/// Every ConfigMap and Secret the pod spec needs is in the manifests or written by the harness,
+/// for every backend.
+fn check_references(
+    pod_spec: &Value,
+    manifests: &[(PathBuf, String)],
+    profile: &Profile,
+    backends_field: &str,
+    invalid: &dyn Fn(&str, String) -> Error,
+) -> Result<()> {
+    let mut docs = Vec::new();
+    for (file, text) in manifests {
+        docs.extend(
+            crate::runtime::objects::read_documents(text, file)
+                .map_err(|e| invalid("manifests", e.to_string()))?,
+        );
+    }
+    let defined = references::defined(&docs);
+    for reference in references::references(pod_spec) {
+        if defined.contains(&(reference.kind.to_owned(), reference.name.clone())) {
+            continue;
+        }
+        for (backend, wiring) in &profile.backup.backends {
+            let (written, list) = match reference.kind {
+                "ConfigMap" => (&wiring.config_maps, "configMaps"),
+                _ => (&wiring.secrets, "secrets"),
+            };
+            if !written.contains_key(&reference.name) {
+                return Err(invalid(
+                    &format!("{backends_field}.{backend}"),
+                    format!(
+                        "the pod spec's {} reads {} `{}`, which neither the manifests nor this backend's wiring provide; add it to `{list}` here (or to the manifests, or mark the reference `optional: true`)",
+                        reference.place, reference.kind, reference.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn find_pod_spec(manifests: &[(PathBuf, String)], workload: &WorkloadRef) -> Result<Value, String> {
     let mut seen = Vec::new();
     for (file, text) in manifests {

@@ -45,7 +45,7 @@ impl<R: Runtime> Scenario<'_, R> {
             return Err(Failure::error("the profile gives no `app.read`"));
         };
         match read.for_file(path, None) {
-            AppRequest::Http(target) => Ok(client
+            AppRequest::Http(target) | AppRequest::Webdav(target) => Ok(client
                 .get(&target)
                 .await
                 .violation(&format!("the app did not serve {path}"))?
@@ -81,6 +81,10 @@ impl<R: Runtime> Scenario<'_, R> {
                 .put(&target, bytes.to_vec())
                 .await
                 .violation(&format!("the app did not take a write of {path}")),
+            AppRequest::Webdav(target) => client
+                .webdav_put(&target, bytes.to_vec())
+                .await
+                .violation(&format!("the app did not take a WebDAV write of {path}")),
             AppRequest::Exec(argv) => self.exec_in_app(pod, &argv).await.map(drop),
         }
     }
@@ -166,7 +170,7 @@ impl<R: Runtime> Scenario<'_, R> {
             .with_timeout(AVAILABILITY_TIMEOUT);
         let target = match &self.subject().profile.app.read {
             Some(read @ AppAccess::HttpGet(_)) => match read.for_file(path, None) {
-                AppRequest::Http(target) => Some(target),
+                AppRequest::Http(target) | AppRequest::Webdav(target) => Some(target),
                 AppRequest::Exec(_) => None,
             },
             _ => None,

@@ -1,0 +1,164 @@
+//! The third-party reference subjects (`webdav-git`: the 2018 article's WebDAV + git demo;
+//! `restic`: a restic sidecar) run the whole catalog on the local runtime, and each requirement
+//! ends as [`VERDICTS`] says. The README's conformance table is the same table: a test checks
+//! that every row there matches.
+//!
+//! They need `git`, `bash`, `rclone` and `restic` on PATH and namespace sandboxes; without them
+//! the run reports the subjects `skipped` and this test prints `SKIPPED (…)` and passes, unless
+//! `PHASECHECK_REQUIRE_TOOLS=1` (CI) makes it fail.
+
+use std::collections::BTreeMap;
+
+use harness::report::Outcome;
+use scenarios::runner::{RunOptions, run_report};
+
+/// Subject, then per requirement its outcome, in catalog order.
+const VERDICTS: &[(&str, &[(&str, Outcome)])] = &[
+    (
+        "webdav-git",
+        &[
+            ("INIT-1", Outcome::Passed),
+            ("INIT-2", Outcome::Passed),
+            // The clone init keeps whatever the volume holds, .git or not.
+            ("INIT-3", Outcome::Failed),
+            ("INIT-4", Outcome::Passed),
+            // A damaged newest commit fails `git clone` on every attempt: no fallback.
+            ("INIT-5", Outcome::Failed),
+            // A corrupt volume is kept while the store is down.
+            ("INIT-6", Outcome::Failed),
+            // A clone killed midway leaves a .git that the next start takes for data.
+            ("INIT-7", Outcome::Failed),
+            ("RUN-1", Outcome::Passed),
+            ("RUN-2", Outcome::Passed),
+            ("SEC-1", Outcome::Passed),
+            // The commit loop mounts the data read-write (git needs .git writable).
+            ("SEC-2", Outcome::Failed),
+            ("MNT-1", Outcome::Passed),
+            ("MNT-2", Outcome::Passed),
+            // After an outage it waits for the next $RUNAT.
+            ("MNT-3", Outcome::Failed),
+            // No retention knob: git keeps every commit.
+            ("MNT-4", Outcome::NotApplicable),
+            ("MNT-5", Outcome::Passed),
+            ("MNT-6", Outcome::Passed),
+            ("LIFE-1", Outcome::Passed),
+        ],
+    ),
+    (
+        "restic",
+        &[
+            ("INIT-1", Outcome::Passed),
+            ("INIT-2", Outcome::Passed),
+            // Any data on the volume is kept, intact or not.
+            ("INIT-3", Outcome::Failed),
+            ("INIT-4", Outcome::Passed),
+            // `restic check` reads no data: a damaged pack is found mid-restore, no fallback.
+            ("INIT-5", Outcome::Failed),
+            // An unreachable store reads as "no repository yet": it starts empty.
+            ("INIT-6", Outcome::Failed),
+            // `restic restore` writes in place: a killed restore leaves a partial dataset.
+            ("INIT-7", Outcome::Failed),
+            ("RUN-1", Outcome::Passed),
+            ("RUN-2", Outcome::Passed),
+            ("SEC-1", Outcome::Passed),
+            ("SEC-2", Outcome::Passed),
+            ("MNT-1", Outcome::Passed),
+            ("MNT-2", Outcome::Passed),
+            // restic retries an unreachable store by itself, so the backup lands once the store
+            // is back.
+            ("MNT-3", Outcome::Passed),
+            ("MNT-4", Outcome::Passed),
+            ("MNT-5", Outcome::Passed),
+            ("MNT-6", Outcome::Passed),
+            ("LIFE-1", Outcome::Passed),
+        ],
+    ),
+];
+
+fn required() -> bool {
+    std::env::var("PHASECHECK_REQUIRE_TOOLS").as_deref() == Ok("1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_webdav_git_demo_and_the_restic_sidecar_meet_and_fail_what_the_readme_says() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let options = RunOptions {
+        subjects: VERDICTS
+            .iter()
+            .map(|(name, _)| root.join(format!("fixtures/subjects/{name}.yaml")))
+            .collect(),
+        phasecheck: Some(env!("CARGO_BIN_EXE_phasecheck").into()),
+        report_dir: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("phasecheck-third-party"),
+        ..RunOptions::new()
+    };
+    let report = run_report(&options).await.expect("the run starts");
+    eprintln!("{}", report.summary_table());
+    let got: BTreeMap<(String, String), (Outcome, String)> = report
+        .scenarios
+        .iter()
+        .map(|r| {
+            (
+                (r.subject.clone(), r.id.clone()),
+                (r.outcome, r.message.clone()),
+            )
+        })
+        .collect();
+    let skipped: Vec<_> = got
+        .iter()
+        .filter(|(_, (o, _))| *o == Outcome::Skipped)
+        .map(|((subject, id), (_, why))| format!("{subject} {id}: {why}"))
+        .collect();
+    if !skipped.is_empty() {
+        assert!(
+            !required(),
+            "PHASECHECK_REQUIRE_TOOLS=1 but cases were skipped:\n{}",
+            skipped.join("\n")
+        );
+        println!("SKIPPED ({})", skipped[0]);
+        return;
+    }
+    let mut wrong = Vec::new();
+    for (subject, verdicts) in VERDICTS {
+        for (id, expected) in *verdicts {
+            match got.get(&(subject.to_string(), id.to_string())) {
+                Some((outcome, _)) if outcome == expected => {}
+                Some((outcome, message)) => wrong.push(format!(
+                    "{subject} {id}: {} (expected {}): {message}",
+                    outcome.as_str(),
+                    expected.as_str()
+                )),
+                None => wrong.push(format!("{subject} {id}: not run")),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "verdicts changed:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_readme_conformance_table_shows_these_verdicts() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let requirements: Vec<&str> = VERDICTS[0].1.iter().map(|(id, _)| *id).collect();
+    for (i, id) in requirements.iter().enumerate() {
+        let cells: Vec<String> = VERDICTS
+            .iter()
+            .map(|(_, verdicts)| symbol(verdicts[i].1).to_owned())
+            .collect();
+        let row = format!("| {id} | {} |", cells.join(" | "));
+        assert!(
+            readme.contains(&row),
+            "README's conformance table lacks the row `{row}`"
+        );
+    }
+}
+
+/// How the README's table shows an outcome.
+fn symbol(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Passed => "✅ passed",
+        Outcome::Failed => "❌ failed",
+        Outcome::NotApplicable => "➖ not applicable",
+        other => other.as_str(),
+    }
+}
