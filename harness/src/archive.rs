@@ -32,6 +32,24 @@ pub fn pack_dir<W: Write>(dir: &Path, out: W) -> io::Result<W> {
     builder.into_inner()
 }
 
+/// Writes a tar archive of several trees to `out`: each `(name, path)` is the directory or file
+/// at `path`, stored under `name` (e.g. a container's mount `data` from its host directory).
+/// Paths that do not exist are left out. Returns `out`.
+pub fn pack_trees<W: Write>(trees: &[(String, std::path::PathBuf)], out: W) -> io::Result<W> {
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Complete);
+    for (name, path) in trees {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => builder.append_dir_all(name, path)?,
+            Ok(_) => builder.append_path_with_name(path, name)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    builder.into_inner()
+}
+
 /// Empties `dir` (keeping `dir` itself) and unpacks the archive from `input` into it, with the
 /// archive's modification times and permissions.
 pub fn replace_dir<R: Read>(dir: &Path, input: R) -> io::Result<()> {

@@ -144,14 +144,14 @@ pub const CATALOG: &[Requirement] = &[
     Requirement {
         id: "SEC-1",
         name: "creds-isolated",
-        text: "no run-phase container can read backup credentials (env, mounted secret, projected volume)",
+        text: "no run-phase container can read backup credentials: not in its spec, its environment, or any file under its mounts (the data volume included)",
         needs: &[],
         check: CheckId::CredsIsolated,
     },
     Requirement {
         id: "SEC-2",
         name: "maint-read-only",
-        text: "the maintenance container mounts the data volume read-only (SHOULD)",
+        text: "the maintenance container mounts the data's storage read-only, through any volume (SHOULD)",
         needs: &[],
         check: CheckId::MaintReadOnly,
     },
@@ -172,7 +172,7 @@ pub const CATALOG: &[Requirement] = &[
     Requirement {
         id: "MNT-3",
         name: "store-outage",
-        text: "store down at backup time → the app keeps serving, earlier backups stay intact, the next scheduled backup succeeds",
+        text: "store down at backup time → the app keeps serving, earlier backups stay intact, the missed backup is taken within 60 s of the store's return",
         needs: &[Need::StoreOutage],
         check: CheckId::StoreOutage,
     },

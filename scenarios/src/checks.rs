@@ -68,11 +68,13 @@ pub async fn run<R: Runtime>(check: CheckId, s: &mut Scenario<'_, R>) -> Check {
 
 /// INIT-1: volume empty, backups exist → the newest valid backup is restored before the run phase.
 async fn init_1_restore_empty<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    for older in ["oldest", "older", "old"] {
-        s.seed_backup(&Dataset::generated(older, 4, 2048)).await?;
-    }
     let newest = Dataset::realistic("newest", 4);
-    s.seed_backup(&newest).await?;
+    let mut history: Vec<Dataset> = ["oldest", "older", "old"]
+        .iter()
+        .map(|label| Dataset::generated(label, 4, 2048))
+        .collect();
+    history.push(newest.clone());
+    s.seed_history(&history).await?;
     let pod = s.deploy(Knobs::default()).await?;
     s.expect_restore_finished_before_run(&pod.name).await?;
     s.expect_serves(&pod, &newest).await
@@ -121,13 +123,14 @@ async fn init_4_fresh_start<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 
 /// INIT-5: the newest backup fails verification → the newest one that passes is restored.
 async fn init_5_skip_bad_backup<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    for older in ["older-good", "old-good"] {
-        s.seed_backup(&Dataset::generated(older, 4, 2048)).await?;
-    }
     let good = Dataset::realistic("good", 4);
-    s.seed_backup(&good).await?;
-    s.seed_backup(&Dataset::generated("to-corrupt", 5, 2048))
-        .await?;
+    s.seed_history(&[
+        Dataset::generated("older-good", 4, 2048),
+        Dataset::generated("old-good", 4, 2048),
+        good.clone(),
+        Dataset::generated("to-corrupt", 5, 2048),
+    ])
+    .await?;
     s.inject(Fault::CorruptLatestBackup).await?;
     let pod = s.deploy(Knobs::default()).await?;
     s.expect_serves(&pod, &good).await
@@ -218,7 +221,8 @@ async fn run_2_serves_restored<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 async fn sec_1_creds_isolated<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let pod = s.deploy(Knobs::default()).await?;
     s.expect_run_spec_has_no_credentials()?;
-    s.expect_run_processes_hold_no_credentials(&pod).await
+    s.expect_run_processes_hold_no_credentials(&pod).await?;
+    s.expect_run_mounts_hold_no_credentials(&pod).await
 }
 
 /// SEC-2: the maintenance container mounts the data volume read-only.

@@ -392,6 +392,36 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         Ok(id)
     }
 
+    /// Seeds `datasets` (oldest first) as backups taken an hour apart, ending an hour ago.
+    /// Where the store allows it (not git, whose history is the order), they are created out
+    /// of order (for four: the third, the first, the newest, the second), so that a workload
+    /// that takes the newest upload, or the last listed, for the newest backup shows. Returns
+    /// their IDs, oldest first.
+    pub async fn seed_history(&self, datasets: &[Dataset]) -> Check<Vec<String>> {
+        let n = datasets.len();
+        let now = Utc::now();
+        let taken = |i: usize| now - chrono::Duration::hours((n - i) as i64);
+        let order: Vec<usize> = if self.case.backend != harness::subject::Backend::Git && n >= 3 {
+            [n - 2, 0, n - 1].into_iter().chain(1..n - 2).collect()
+        } else {
+            (0..n).collect()
+        };
+        let mut ids = vec![String::new(); n];
+        for i in order {
+            let info = self
+                .store
+                .seed_at(&datasets[i], Some(taken(i)))
+                .await
+                .context("seeding a backup")?;
+            self.seeded
+                .lock()
+                .expect("not poisoned")
+                .push(info.id.clone());
+            ids[i] = info.id;
+        }
+        Ok(ids)
+    }
+
     /// Backup IDs in the store, newest first.
     pub async fn backups(&self) -> Check<Vec<String>> {
         Ok(self
@@ -926,6 +956,32 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         Ok(())
     }
 
+    /// No file a run-phase container can read under its mounts (the data volume included, and
+    /// whatever else it mounts) holds a credential value the harness handed to the pod.
+    pub async fn expect_run_mounts_hold_no_credentials(&self, pod: &PodInfo) -> Check {
+        let secrets = self.credential_values();
+        for name in &self.subject().profile.containers.run {
+            let archive = self
+                .runtime()
+                .read_container_mounts(&self.ns, &pod.name, name)
+                .await
+                .with_context(|| format!("reading what {name} mounts"))?;
+            let found = files_holding_any(&archive, &secrets)
+                .map_err(|e| Failure::error(format!("reading what {name} mounts: {e}")))?;
+            if let Some(path) = found.first() {
+                fail!(
+                    "run-phase container `{name}` can read a backup credential in /{path}{}",
+                    if found.len() > 1 {
+                        format!(" (and {} more files)", found.len() - 1)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Every maintenance mount of the data's storage is read-only: of the data volume, and of
     /// any other volume backed by the same claim (judged by storage, not by volume name).
     pub fn expect_maintenance_mounts_data_read_only(&self) -> Check {
@@ -1037,6 +1093,30 @@ pub fn redact<'s>(text: &str, secrets: impl IntoIterator<Item = &'s String>) -> 
 /// How long a backup taken in time may take to land in the store.
 pub(crate) fn completion_grace() -> chrono::Duration {
     chrono::Duration::seconds(10)
+}
+
+/// The regular files in the tar `archive` whose bytes contain any of `needles` (empty ones
+/// ignored), by path.
+fn files_holding_any(archive: &[u8], needles: &[String]) -> std::io::Result<Vec<String>> {
+    use std::io::Read as _;
+    let mut found = Vec::new();
+    let mut tar = tar::Archive::new(archive);
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes)?;
+        let holds = needles
+            .iter()
+            .any(|n| !n.is_empty() && memchr::memmem::find(&bytes, n.as_bytes()).is_some());
+        if holds {
+            found.push(path);
+        }
+    }
+    Ok(found)
 }
 
 /// Files a restore must have written before [`Fault::KillInitMidRestore`] strikes.

@@ -15,6 +15,7 @@ fn broken(name: &str) -> PathBuf {
 #[rstest]
 #[case::restore_not_in_init_containers("no-wait", "RUN-1")]
 #[case::credentials_given_to_the_app("creds-to-app", "SEC-1")]
+#[case::credentials_copied_onto_the_data_volume("creds-on-volume", "SEC-1")]
 #[case::maintenance_mounts_data_read_write("maint-writable", "SEC-2")]
 #[case::maintenance_mounts_the_data_claim_twice("maint-claim-twice", "SEC-2")]
 #[case::restore_overwrites_a_valid_dataset("overwrite-valid", "INIT-2")]
@@ -30,6 +31,7 @@ fn broken(name: &str) -> PathBuf {
 #[case::backup_off_schedule_after_a_crash("ignore-schedule", "MNT-5")]
 #[case::backup_quiesces_the_app("quiesce-app", "MNT-5")]
 #[case::backup_uploads_nothing("backup-empty", "MNT-2")]
+#[case::backup_leaves_out_hidden_files("skip-hidden", "MNT-2")]
 #[case::backup_gives_up_after_an_outage("stop-after-failure", "MNT-3")]
 #[case::backup_retries_only_at_the_next_schedule("no-prompt-retry", "MNT-3")]
 #[case::backup_never_prunes("no-prune", "MNT-4")]
@@ -43,7 +45,8 @@ async fn a_broken_workload_fails_the_scenario_of_the_requirement_it_breaks(
         subjects: vec![broken(variant)],
         scenarios: vec![scenario.to_owned()],
         phasecheck: Some(env!("CARGO_BIN_EXE_phasecheck").into()),
-        report_dir: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("phasecheck-teeth"),
+        report_dir: std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("phasecheck-teeth-{variant}-{scenario}")),
         ..RunOptions::new()
     };
     let report = run_report(&options).await.expect("the run starts");

@@ -208,6 +208,16 @@ pub trait Runtime: Send + Sync {
         owner: Option<(u32, u32)>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// A tar archive of everything the running `container` can read under its volume mounts,
+    /// each mount under its `mountPath` without the leading `/` (`data/current/a.txt`): how
+    /// SEC-1 looks for credentials on a volume, whatever the volume is.
+    fn read_container_mounts(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, Self::Error>> + Send;
+
     /// The regular files on the claim, counted no further than `limit` (cheap enough to call
     /// while a restore writes).
     fn count_claim_files(

@@ -110,6 +110,10 @@ impl Runtime for KubeRuntime {
         KubeRuntime::write_claim(self, ns, claim, archive, owner).await
     }
 
+    async fn read_container_mounts(&self, ns: &str, pod: &str, container: &str) -> Result<Vec<u8>> {
+        KubeRuntime::read_container_mounts(self, ns, pod, container).await
+    }
+
     async fn count_claim_files(&self, ns: &str, claim: &str, limit: usize) -> Result<usize> {
         KubeRuntime::count_claim_files(self, ns, claim, limit).await
     }

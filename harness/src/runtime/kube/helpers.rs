@@ -100,6 +100,36 @@ impl KubeRuntime {
             .collect())
     }
 
+    /// A tar archive of everything the running `container` can read under its volume mounts
+    /// (each under its `mountPath` without the leading `/`), read on its node through
+    /// `/proc/<pid>/root` of the container's main process.
+    pub async fn read_container_mounts(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<Vec<u8>> {
+        let (node, id) = self.running_container(ns, pod, container).await?;
+        let object = self.pod(ns, pod).await?;
+        let spec = object.spec.as_ref();
+        let mount_paths: Vec<String> = spec
+            .map(|s| {
+                s.init_containers
+                    .iter()
+                    .flatten()
+                    .chain(s.containers.iter())
+                    .filter(|c| c.name == container)
+                    .flat_map(|c| c.volume_mounts.iter().flatten())
+                    .map(|m| m.mount_path.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let helper = self.node_helper(ns, &node).await?;
+        let mut args = vec!["container-mounts", id.as_str()];
+        args.extend(mount_paths.iter().map(String::as_str));
+        Ok(self.tool(ns, &helper, &args, None).await?.stdout)
+    }
+
     /// The node and runtime ID of a running (init or regular) container of the pod.
     async fn running_container(
         &self,

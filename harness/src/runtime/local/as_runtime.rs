@@ -112,6 +112,22 @@ impl Runtime for LocalRuntime {
         crate::archive::replace_dir(&dir, &archive[..]).map_err(claim_io("replacing", &dir))
     }
 
+    async fn read_container_mounts(&self, ns: &str, pod: &str, container: &str) -> Result<Vec<u8>> {
+        // NB: the sandbox binds exactly these host paths at the mount paths: what the
+        // container reads there is what is read here.
+        let trees: Vec<(String, std::path::PathBuf)> =
+            LocalRuntime::mounts(self, ns, pod, container)
+                .await?
+                .into_iter()
+                .map(|m| (m.mount_path.trim_start_matches('/').to_owned(), m.host_path))
+                .collect();
+        crate::archive::pack_trees(&trees, Vec::new()).map_err(|source| Error::Io {
+            what: format!("packing what container {container} of {ns}/{pod} mounts"),
+            path: trees.first().map(|(_, p)| p.clone()).unwrap_or_default(),
+            source,
+        })
+    }
+
     async fn count_claim_files(&self, ns: &str, claim: &str, limit: usize) -> Result<usize> {
         let dir = LocalRuntime::pvc_path(self, ns, claim)?;
         Ok(crate::archive::count_files(&dir, limit))
