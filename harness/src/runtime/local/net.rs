@@ -3,8 +3,11 @@
 //! Linux routes all of 127.0.0.0/8 to the loopback interface, so every pod can listen on its own
 //! address and the same port without a clash. Addresses come from 127.10.0.0/16, one pool per
 //! process shared by every runtime in it (tests run runtimes side by side), starting at a random
-//! place so that two processes rarely hand out the same address at the same time. An address is
-//! not handed out again while its pod lives.
+//! place. An address is not handed out again while its pod lives, and never while another
+//! process on this host holds it: each live address is an exclusive lock on a file in
+//! `$TMPDIR/phasecheck-pod-addresses/` (`flock`, released by the kernel however the holder
+//! dies), so two runs on one machine (parallel CI jobs, a run beside `cargo test`) never give
+//! two pods the same address.
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
@@ -37,6 +40,31 @@ fn address(slot: u32) -> Ipv4Addr {
 #[derive(Debug)]
 pub(super) struct PodIp {
     slot: u32,
+    /// This host's claim on the address; `None` where no lock file could be made.
+    _lock: Option<nix::fcntl::Flock<std::fs::File>>,
+}
+
+/// Claims `addr` for this process among every process on this host: `Err(())` when another
+/// holds it; `Ok(None)` when the lock directory cannot be used (the in-process pool still
+/// keeps this process's pods apart).
+fn claim_on_host(addr: Ipv4Addr) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, ()> {
+    let dir = std::env::temp_dir().join("phasecheck-pod-addresses");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return Ok(None);
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(addr.to_string()))
+    else {
+        return Ok(None);
+    };
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(()),
+        Err(_) => Ok(None),
+    }
 }
 
 impl PodIp {
@@ -46,8 +74,14 @@ impl PodIp {
         for _ in 0..POOL {
             let slot = pool.next;
             pool.next = (pool.next + 1) % POOL;
-            if pool.taken.insert(slot) {
-                return Some(PodIp { slot });
+            if !pool.taken.insert(slot) {
+                continue;
+            }
+            match claim_on_host(address(slot)) {
+                Ok(lock) => return Some(PodIp { slot, _lock: lock }),
+                Err(()) => {
+                    pool.taken.remove(&slot);
+                }
             }
         }
         None
@@ -93,5 +127,18 @@ mod tests {
             assert_eq!(ip.octets()[1], 10);
             assert!(ip.octets()[3] != 0 && ip.octets()[3] != 255);
         }
+    }
+
+    #[test]
+    fn an_address_another_process_holds_is_skipped() {
+        let next = address(pool().lock().unwrap().next);
+        // NB: flock locks belong to open files: a second open of the same file conflicts even
+        // in this process, as another process's would.
+        let held = claim_on_host(next)
+            .unwrap()
+            .expect("the lock directory is usable");
+        let ip = PodIp::allocate().unwrap();
+        assert_ne!(ip.addr(), next);
+        drop(held);
     }
 }
