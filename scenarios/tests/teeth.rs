@@ -23,6 +23,7 @@ fn broken(name: &str) -> PathBuf {
 #[case::restore_skips_verification("skip-verify", "INIT-5")]
 #[case::restore_trusts_any_manifest("trust-manifest", "INIT-3")]
 #[case::restore_picks_the_oldest_backup("restore-oldest", "INIT-1")]
+#[case::restore_reads_one_listing_page("first-page-only", "INIT-1")]
 #[case::app_hides_restored_files("serve-partial", "RUN-2")]
 #[case::restore_fails_without_backups("no-fresh-start", "INIT-4")]
 #[case::restore_starts_fresh_when_the_store_is_down("start-blind", "INIT-6")]
