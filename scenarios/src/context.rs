@@ -804,8 +804,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         Ok(())
     }
 
-    /// Holds while the store is down until the restore container has failed `n` times, or for
-    /// `window` while one restore keeps running (a restore that retries by itself, as restic
+    /// Holds while the store is down until the restore container has failed `n` times (within
+    /// the runtime's readiness timeout: a kubelet backs off between restarts), or until one
+    /// restore run has kept running for `window` (a restore that retries by itself, as restic
     /// does, is as good as one that fails and is restarted).
     pub async fn wait_restore_held(&self, n: usize, window: Duration) -> Check {
         let pod = self.current_pod().await?;
@@ -823,32 +824,45 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                     .count()
             }
         };
-        let failed_enough = failures.clone();
-        let outcome = self
-            .runtime()
-            .wait_for_timeline(&self.ns, &pod.name, move |t| failed_enough(t) >= n, window)
-            .await;
-        let timeline = self.timeline(&pod.name).await?;
-        let still_running = timeline
-            .runs(&restore)
-            .last()
-            .is_some_and(|r| r.is_running());
-        let succeeded = timeline
-            .runs(&restore)
-            .last()
-            .is_some_and(|r| r.exit_code == Some(0));
-        match outcome {
-            Ok(_) => Ok(()),
-            Err(_) if still_running => Ok(()),
-            Err(_) if succeeded => fail!(
-                "the restore exited 0 while the store was down, so the run phase starts on data that did not come from the store\n{}",
-                timeline.render()
-            ),
-            Err(e) => fail!(
-                "the restore neither failed {n} time(s) nor kept trying while the store was down: it failed {} time(s) ({e})\n{}",
-                failures(&timeline),
-                timeline.render()
-            ),
+        let deadline = Instant::now() + self.env.timeouts.ready;
+        let held_for = chrono::Duration::from_std(window).expect("small duration");
+        loop {
+            let failed_enough = failures.clone();
+            // NB: the timeline changes on every failure; between changes the clock decides
+            // whether a run has kept going long enough, so the watch wakes once a second.
+            let step = self
+                .runtime()
+                .wait_for_timeline(
+                    &self.ns,
+                    &pod.name,
+                    move |t| failed_enough(t) >= n,
+                    Duration::from_secs(1),
+                )
+                .await;
+            if step.is_ok() {
+                return Ok(());
+            }
+            let timeline = self.timeline(&pod.name).await?;
+            let last = timeline.runs(&restore).last().cloned();
+            if let Some(run) = &last {
+                if run.is_running() && Utc::now() - run.started_at >= held_for {
+                    return Ok(());
+                }
+                if run.exit_code == Some(0) {
+                    fail!(
+                        "the restore exited 0 while the store was down, so the run phase starts on data that did not come from the store\n{}",
+                        timeline.render()
+                    );
+                }
+            }
+            if Instant::now() >= deadline {
+                fail!(
+                    "the restore neither failed {n} time(s) nor kept trying for {window:?} while the store was down: it failed {} time(s) in {:?}\n{}",
+                    failures(&timeline),
+                    self.env.timeouts.ready,
+                    timeline.render()
+                );
+            }
         }
     }
 
