@@ -28,7 +28,7 @@ const RECOVERY_WINDOW: Duration = Duration::from_secs(60);
 /// How long the store stays down past the scheduled time (MNT-3).
 const OUTAGE_PAST_SCHEDULE: Duration = Duration::from_secs(3);
 /// How far ahead schedules are set: time for the pod to start, even on a loaded machine.
-const SCHEDULE_LEAD: Duration = Duration::from_secs(6);
+const SCHEDULE_LEAD: Duration = Duration::from_secs(15);
 
 impl<R: Runtime> Scenario<'_, R> {
     /// A backup every 6 s for a minute from [`SCHEDULE_LEAD`] on, for scenarios that need one
@@ -234,6 +234,7 @@ async fn sec_2_maint_read_only<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 async fn mnt_1_on_schedule<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let at = s.schedule_in(SCHEDULE_LEAD);
     s.deploy(Knobs::schedule(&[at])).await?;
+    s.expect_maintenance_running_before(at).await?;
     s.expect_no_backup_before(at).await?;
     let id = s.wait_backup_after(at, SCHEDULE_TOLERANCE).await?;
     s.expect_backup_verifies(&id).await
@@ -265,6 +266,7 @@ async fn mnt_3_store_outage<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let first = s.schedule_in(SCHEDULE_LEAD);
     let next = first + chrono::Duration::from_std(RECOVERY_WINDOW * 2).expect("small duration");
     let pod = s.deploy(Knobs::schedule(&[first, next])).await?;
+    s.expect_maintenance_running_before(first).await?;
     s.inject(Fault::StoreDown).await?;
     s.wait_until(first + chrono::Duration::from_std(OUTAGE_PAST_SCHEDULE).expect("small"))
         .await;
@@ -294,6 +296,7 @@ async fn mnt_4_retention<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let at = s.schedule_in(SCHEDULE_LEAD);
     let keep = 2;
     s.deploy(Knobs::schedule(&[at]).with_keep(keep)).await?;
+    s.expect_maintenance_running_before(at).await?;
     let newest = s.wait_backup_after(at, BACKUP_PATIENCE).await?;
     s.wait_backup_count_at_most(keep).await?;
     let kept = s.backups().await?;
@@ -317,6 +320,7 @@ async fn mnt_5_sidecar_crash<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     })
     .await?;
     s.wait_maintenance_restarted(&pod).await?;
+    s.expect_maintenance_running_before(at).await?;
     s.expect_no_backup_before(at)
         .await
         .context("the restarted sidecar did not keep the schedule")?;

@@ -866,6 +866,27 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
     }
 
+    /// The maintenance container's latest run started before `at`, its scheduled time: else the
+    /// machine was too slow for the schedule the scenario set, which says nothing about the
+    /// subject (an `error`, not a verdict).
+    pub async fn expect_maintenance_running_before(&self, at: DateTime<Utc>) -> Check {
+        let pod = self.current_pod().await?;
+        let timeline = self.timeline(&pod.name).await?;
+        let name = self.maintenance_container().to_owned();
+        match timeline.runs(&name).last() {
+            Some(run) if run.started_at < at => Ok(()),
+            Some(run) => Err(Failure::error(format!(
+                "the maintenance container `{name}` started at {}, after its scheduled time {at}: this machine is too slow for the scenario's schedule lead (no verdict)\n{}",
+                run.started_at,
+                timeline.render()
+            ))),
+            None => Err(Failure::error(format!(
+                "the maintenance container `{name}` has not started\n{}",
+                timeline.render()
+            ))),
+        }
+    }
+
     /// No run-phase container has started in the pod.
     pub async fn expect_run_phase_not_started(&self) -> Check {
         let pod = self.current_pod().await?;
