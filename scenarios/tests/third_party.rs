@@ -30,7 +30,9 @@ const VERDICTS: &[(&str, &[(&str, Outcome)])] = &[
             ("INIT-7", Outcome::Failed),
             ("RUN-1", Outcome::Passed),
             ("RUN-2", Outcome::Passed),
-            ("SEC-1", Outcome::Passed),
+            // The clone keeps the authenticated remote URL in /data/.git/config, which the
+            // WebDAV app can read.
+            ("SEC-1", Outcome::Failed),
             // The commit loop mounts the data read-write (git needs .git writable).
             ("SEC-2", Outcome::Failed),
             ("MNT-1", Outcome::Passed),
