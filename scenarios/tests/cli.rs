@@ -684,7 +684,7 @@ fn dry_run_prints_the_plan_and_runs_nothing() {
     let all = text(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
     assert!(
-        all.contains("runtime: local (each case at most 90s)"),
+        all.contains("runtime: local (each case at most 120s)"),
         "{all}"
     );
     assert!(all.contains("services: embedded"), "{all}");
@@ -845,7 +845,8 @@ fn clean_removes_what_a_killed_run_left_behind() {
     let output = phasecheck(&["clean", "--runtime", "local"], tmp.path());
     let all = text(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
-    assert!(all.contains("killed"), "{all}");
+    // NB: the killed run's sandboxes end by themselves, usually before `clean` looks; what
+    // matters is that nothing is left after it.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !processes_mentioning(&marker).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

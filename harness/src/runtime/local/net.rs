@@ -5,7 +5,7 @@
 //! process shared by every runtime in it (tests run runtimes side by side), starting at a random
 //! place. An address is not handed out again while its pod lives, and never while another
 //! process on this host holds it: each live address is an exclusive lock on a file in
-//! `$TMPDIR/phasecheck-pod-addresses/` (`flock`, released by the kernel however the holder
+//! `/dev/shm/phasecheck-pod-addresses/` (`flock`, released by the kernel however the holder
 //! dies), so two runs on one machine (parallel CI jobs, a run beside `cargo test`) never give
 //! two pods the same address.
 
@@ -44,14 +44,28 @@ pub(super) struct PodIp {
     _lock: Option<nix::fcntl::Flock<std::fs::File>>,
 }
 
+/// Where the address locks live: one place for the whole host, whatever a run's `TMPDIR`
+/// (`/dev/shm` where there is one, else `/tmp`).
+fn lock_dir() -> std::path::PathBuf {
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
+    std::path::Path::new(base).join("phasecheck-pod-addresses")
+}
+
 /// Claims `addr` for this process among every process on this host: `Err(())` when another
 /// holds it; `Ok(None)` when the lock directory cannot be used (the in-process pool still
 /// keeps this process's pods apart).
 fn claim_on_host(addr: Ipv4Addr) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, ()> {
-    let dir = std::env::temp_dir().join("phasecheck-pod-addresses");
+    let dir = lock_dir();
     if std::fs::create_dir_all(&dir).is_err() {
         return Ok(None);
     }
+    // NB: every user's runs share the directory (the sticky bit keeps their files theirs).
+    use std::os::unix::fs::PermissionsExt as _;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
     let Ok(file) = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
