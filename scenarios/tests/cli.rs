@@ -111,12 +111,23 @@ fn expect_input_error(args: &[&str], needles: &[&str]) {
 }
 
 fn write_subject(dir: &Path, profile_edit: impl Fn(String) -> String) -> PathBuf {
-    let reference = repo().join("fixtures/subjects/phasepod.yaml");
+    write_edited_subject(dir, "phasepod", "subject.yaml", profile_edit)
+}
+
+/// The reference profile `fixtures/subjects/{reference}.yaml`, edited, as `dir/{file}` (its
+/// manifests where they are).
+fn write_edited_subject(
+    dir: &Path,
+    reference: &str,
+    file: &str,
+    profile_edit: impl Fn(String) -> String,
+) -> PathBuf {
+    let reference = repo().join(format!("fixtures/subjects/{reference}.yaml"));
     let text = std::fs::read_to_string(&reference).unwrap().replace(
         "manifests/",
         &format!("{}/fixtures/subjects/manifests/", repo().display()),
     );
-    let path = dir.join("subject.yaml");
+    let path = dir.join(file);
     std::fs::write(&path, profile_edit(text)).unwrap();
     path
 }
@@ -1074,15 +1085,7 @@ fn a_killed_run_leaves_no_sandbox_process_behind() {
 
 /// The restic reference profile, edited, in `dir` (its manifests where they are).
 fn write_restic_subject(dir: &Path, profile_edit: impl Fn(String) -> String) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join("fixtures/subjects/restic.yaml"))
-        .unwrap()
-        .replace(
-            "manifests/",
-            &format!("{}/fixtures/subjects/manifests/", repo().display()),
-        );
-    let path = dir.join("restic-subject.yaml");
-    std::fs::write(&path, profile_edit(text)).unwrap();
-    path
+    write_edited_subject(dir, "restic", "restic-subject.yaml", profile_edit)
 }
 
 #[test]
