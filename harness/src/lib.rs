@@ -4,7 +4,7 @@
 //! The conformance catalog itself lives in the `scenarios` crate; this crate gives it the means.
 
 pub mod app;
-pub mod archive;
+pub use archive;
 pub mod backups;
 pub mod cluster;
 pub mod dataset;

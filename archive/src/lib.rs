@@ -1,11 +1,11 @@
 //! A directory's files as a tar archive: how the harness reads and replaces a data volume.
 //!
-//! The archive is the one the cluster's claim helper speaks (today `phasepod tool pack` /
-//! `replace` in the reference image): a GNU tar stream of everything under the directory, paths
-//! relative to it, entries of each directory in name order, symlinks stored as links, full
-//! headers (mode, owner, modification time). [`pack_dir`] writes exactly the bytes
-//! `phasepod tool pack` writes for the same directory, so either end can be either program
-//! (`harness/tests/archive.rs` checks both directions).
+//! The archive is the one the cluster's claim helper speaks (`phasecheck-tools pack` /
+//! `replace` in the tools image, `phasecheck/tools:dev`): a GNU tar stream of everything under
+//! the directory, paths relative to it, entries of each directory in name order, symlinks stored
+//! as links, full headers (mode, owner, modification time). This crate is the only
+//! implementation: the harness (as `harness::archive`) and the helper program both call it, and
+//! the Docker tier (`harness/tests/docker.rs`) checks the built image against it.
 //!
 //! Plain `std::io` errors: the caller knows which directory and why (see `as_runtime`).
 
