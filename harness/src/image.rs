@@ -47,6 +47,49 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 /// The tag of the reference image.
 pub const REFERENCE_IMAGE: &str = "phasecheck/phasepod:dev";
 
+/// The tag of the harness's tools image (claim and node helpers on clusters).
+pub const TOOLS_IMAGE: &str = "phasecheck/tools:dev";
+
+/// Where the tools binary is in the tools image; also its entrypoint.
+pub const TOOLS_BINARY_PATH: &str = "/phasecheck-tools";
+
+/// What an image holds: one binary of a workspace package, at `/<binary>`, run as `user`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// The workspace package, e.g. `phasepod`.
+    pub package: &'static str,
+    /// Its binary target, also the file name in the image.
+    pub binary: &'static str,
+    /// The default tag.
+    pub tag: &'static str,
+    /// The uid and gid the image runs as.
+    pub user: u32,
+}
+
+impl ImageSpec {
+    /// The reference workload: `phasepod` as `nonroot`, [`REFERENCE_IMAGE`].
+    pub const REFERENCE: ImageSpec = ImageSpec {
+        package: "phasepod",
+        binary: "phasepod",
+        tag: REFERENCE_IMAGE,
+        user: NONROOT_ID,
+    };
+
+    /// The harness's helpers: `phasecheck-tools` as root (helpers mount claims and read
+    /// other containers' processes), [`TOOLS_IMAGE`].
+    pub const TOOLS: ImageSpec = ImageSpec {
+        package: "phasecheck-tools",
+        binary: "phasecheck-tools",
+        tag: TOOLS_IMAGE,
+        user: 0,
+    };
+
+    /// The binary's path in the image, its entrypoint.
+    pub fn binary_path(&self) -> String {
+        format!("/{}", self.binary)
+    }
+}
+
 /// The target triple the static binary is built for.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
@@ -206,6 +249,7 @@ pub struct ImageInfo {
 #[derive(Clone, Debug)]
 pub struct ImageBuilder {
     workspace_root: PathBuf,
+    spec: ImageSpec,
     tag: String,
     target: String,
     cargo: OsString,
@@ -220,12 +264,20 @@ impl ImageBuilder {
         let ca_bundle = Path::new(HOST_CA_BUNDLE);
         ImageBuilder {
             workspace_root: workspace_root.into(),
+            spec: ImageSpec::REFERENCE,
             tag: REFERENCE_IMAGE.to_owned(),
             target: TARGET.to_owned(),
             cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
             docker: "docker".into(),
             ca_bundle: ca_bundle.is_file().then(|| ca_bundle.to_owned()),
         }
+    }
+
+    /// Build the image `spec` describes (tagged with its tag) instead of the reference image.
+    pub fn with_spec(mut self, spec: ImageSpec) -> Self {
+        self.spec = spec;
+        self.tag = spec.tag.to_owned();
+        self
     }
 
     /// Tag the image `tag` instead of [`REFERENCE_IMAGE`].
@@ -266,8 +318,8 @@ impl ImageBuilder {
         progress(&format!("Docker {version} answers"));
 
         progress(&format!(
-            "building phasepod (release, static, {}) — a cold build takes minutes",
-            self.target
+            "building {} (release, static, {}) — a cold build takes minutes",
+            self.spec.binary, self.target
         ));
         let binary = self.cargo_build(&progress).await?;
         let bytes = tokio::fs::read(&binary).await.map_err(|source| Error::Io {
@@ -290,12 +342,12 @@ impl ImageBuilder {
             })?),
             None => None,
         };
-        let layer = rootfs_tar(&bytes, ca_bundle.as_deref());
+        let layer = rootfs_tar(&self.spec.binary_path(), &bytes, ca_bundle.as_deref());
         drop(bytes);
 
         let mut changes = vec![
-            format!("USER {NONROOT_ID}:{NONROOT_ID}"),
-            format!(r#"ENTRYPOINT ["{BINARY_PATH}"]"#),
+            format!("USER {0}:{0}", self.spec.user),
+            format!(r#"ENTRYPOINT ["{}"]"#, self.spec.binary_path()),
         ];
         let digest = {
             let mut hasher = Sha256::new();
@@ -374,9 +426,9 @@ impl ImageBuilder {
             "build",
             "--release",
             "-p",
-            "phasepod",
+            self.spec.package,
             "--bin",
-            "phasepod",
+            self.spec.binary,
             "--target",
             &self.target,
             "--message-format=json-render-diagnostics",
@@ -411,7 +463,7 @@ impl ImageBuilder {
             let mut executable = None;
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(path) = phasepod_executable(&line) {
+                if let Some(path) = executable_in(&line, self.spec.binary) {
                     executable = Some(path);
                 }
             }
@@ -585,10 +637,10 @@ fn is_daemon_unavailable(stderr: &str) -> bool {
         || stderr.contains("error during connect")
 }
 
-/// The `phasepod` executable a line of cargo's JSON messages reports, if it does.
-fn phasepod_executable(line: &str) -> Option<PathBuf> {
+/// The executable of binary target `binary` a line of cargo's JSON messages reports, if it does.
+fn executable_in(line: &str, binary: &str) -> Option<PathBuf> {
     let message: serde_json::Value = serde_json::from_str(line).ok()?;
-    if message["reason"] != "compiler-artifact" || message["target"]["name"] != "phasepod" {
+    if message["reason"] != "compiler-artifact" || message["target"]["name"] != binary {
         return None;
     }
     let is_bin = message["target"]["kind"]
@@ -636,11 +688,11 @@ fn has_elf_interpreter(elf: &[u8]) -> bool {
 
 /// The image's only layer: the rootfs described in the module docs, as an uncompressed tar with
 /// root ownership and fixed timestamps.
-fn rootfs_tar(binary: &[u8], ca_bundle: Option<&[u8]>) -> Vec<u8> {
-    write_rootfs(binary, ca_bundle).expect("writing a tar into memory cannot fail")
+fn rootfs_tar(path: &str, binary: &[u8], ca_bundle: Option<&[u8]>) -> Vec<u8> {
+    write_rootfs(path, binary, ca_bundle).expect("writing a tar into memory cannot fail")
 }
 
-fn write_rootfs(binary: &[u8], ca_bundle: Option<&[u8]>) -> io::Result<Vec<u8>> {
+fn write_rootfs(path: &str, binary: &[u8], ca_bundle: Option<&[u8]>) -> io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::with_capacity(binary.len() + (1 << 20)));
     let dir = |tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32| {
         let mut header = header(tar::EntryType::Directory, mode, 0);
@@ -660,7 +712,7 @@ fn write_rootfs(binary: &[u8], ca_bundle: Option<&[u8]>) -> io::Result<Vec<u8>> 
         file(&mut tar, "etc/ssl/certs/ca-certificates.crt", 0o644, bundle)?;
     }
     dir(&mut tar, "tmp", 0o1777)?;
-    file(&mut tar, BINARY_PATH.trim_start_matches('/'), 0o755, binary)?;
+    file(&mut tar, path.trim_start_matches('/'), 0o755, binary)?;
     tar.into_inner()
 }
 
@@ -709,7 +761,7 @@ mod tests {
 
     #[test]
     fn the_layer_holds_the_binary_the_users_and_a_sticky_tmp_owned_by_root() {
-        let layer = rootfs_tar(b"\x7fELF binary", Some(b"CA"));
+        let layer = rootfs_tar(BINARY_PATH, b"\x7fELF binary", Some(b"CA"));
         let mut archive = tar::Archive::new(layer.as_slice());
         let entries: Vec<(String, u32, u64, u64, Vec<u8>)> = archive
             .entries()
@@ -759,7 +811,10 @@ mod tests {
 
     #[test]
     fn the_layer_is_the_same_for_the_same_binary() {
-        assert_eq!(rootfs_tar(b"x", None), rootfs_tar(b"x", None));
+        assert_eq!(
+            rootfs_tar(BINARY_PATH, b"x", None),
+            rootfs_tar(BINARY_PATH, b"x", None)
+        );
     }
 
     #[test]
@@ -794,14 +849,15 @@ mod tests {
         let library = r#"{"reason":"compiler-artifact","target":{"name":"phasepod","kind":["lib"]},"executable":null}"#;
         let other = r#"{"reason":"compiler-artifact","target":{"name":"tokio","kind":["lib"]},"executable":null}"#;
         assert_eq!(
-            phasepod_executable(artifact),
+            executable_in(artifact, "phasepod"),
             Some(PathBuf::from(
                 "/w/target/x86_64-unknown-linux-gnu/release/phasepod"
             ))
         );
-        assert_eq!(phasepod_executable(library), None);
-        assert_eq!(phasepod_executable(other), None);
-        assert_eq!(phasepod_executable("   Compiling tokio v1"), None);
+        assert_eq!(executable_in(library, "phasepod"), None);
+        assert_eq!(executable_in(other, "phasepod"), None);
+        assert_eq!(executable_in(artifact, "phasecheck-tools"), None);
+        assert_eq!(executable_in("   Compiling tokio v1", "phasepod"), None);
     }
 
     #[test]

@@ -39,7 +39,8 @@ use harness::app::AppClient;
 use harness::cluster::{NetworkFacts, Tools, docker_host_address, interface_ipv4};
 use harness::dataset::Dataset;
 use harness::image::{
-    BINARY_PATH, ImageInfo, NONROOT_ID, REFERENCE_IMAGE, build_reference_image, docker_available,
+    BINARY_PATH, ImageBuilder, ImageInfo, ImageSpec, NONROOT_ID, REFERENCE_IMAGE, TOOLS_IMAGE,
+    build_reference_image, docker_available,
 };
 use harness::services::{EmbeddedGitServer, EmbeddedObjectStore};
 use harness::subject::Backend;
@@ -537,6 +538,28 @@ async fn image_or_skip(test: &str) -> Option<&'static ImageInfo> {
     }
 }
 
+static TOOLS: tokio::sync::OnceCell<Result<ImageInfo, String>> = tokio::sync::OnceCell::const_new();
+
+/// The harness's tools image, built once per test binary (a daemon must answer).
+async fn tools_image() -> &'static ImageInfo {
+    let built = TOOLS
+        .get_or_init(|| async {
+            let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("the harness is in the workspace");
+            ImageBuilder::new(workspace_root)
+                .with_spec(ImageSpec::TOOLS)
+                .build(|line| eprintln!("[tools image] {line}"))
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    match built {
+        Ok(image) => image,
+        Err(e) => panic!("building {TOOLS_IMAGE}: {e}"),
+    }
+}
+
 /// The files of the image's only layer, with their modes (directories end in `/`).
 async fn only_layer_of(image: &str) -> BTreeMap<String, u32> {
     let saved = docker_bytes(&["image", "save", image]).await;
@@ -802,13 +825,15 @@ async fn docker_bytes(args: &[&str]) -> Vec<u8> {
     output.stdout
 }
 
-/// `phasepod tool args…` in a throwaway root container of the reference image with
-/// `docker_args`, fed `stdin`; must succeed; its standard output.
+/// `phasecheck-tools args…` in a throwaway container of the tools image (as the cluster's
+/// helper pods run it: root) with `docker_args`, fed `stdin`; must succeed; its standard output.
+/// Only called once [`image_or_skip`] found a daemon.
 async fn run_tool(docker_args: &[&str], args: &[&str], stdin: Option<Vec<u8>>) -> Vec<u8> {
+    let image = tools_image().await;
     let tool = Container::new("tool");
     let mut all: Vec<&str> = vec!["run", "--name", &tool.name, "--user", "0:0", "--read-only"];
     all.extend(docker_args);
-    all.extend([REFERENCE_IMAGE, "tool"]);
+    all.push(&image.tag);
     all.extend(args);
     let mut child = tokio::process::Command::new("docker")
         .args(&all)
@@ -828,11 +853,11 @@ async fn run_tool(docker_args: &[&str], args: &[&str], stdin: Option<Vec<u8>>) -
     }
     let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("`phasepod tool {}` timed out", args.join(" ")))
+        .unwrap_or_else(|_| panic!("`phasecheck-tools {}` timed out", args.join(" ")))
         .expect("docker runs");
     assert!(
         output.status.success(),
-        "`phasepod tool {}`: {}",
+        "`phasecheck-tools {}`: {}",
         args.join(" "),
         describe(&output)
     );

@@ -597,14 +597,14 @@ async fn reading_a_claim_starts_a_root_helper_mounting_it_then_packs_it_through_
     let container = &created["spec"]["containers"][0];
     assert_eq!(container["securityContext"]["runAsUser"], 0);
     assert_eq!(container["volumeMounts"][0]["mountPath"], "/claim");
-    assert_eq!(container["command"], json!(["/phasepod", "tool", "hold"]));
+    assert_eq!(container["image"], "phasecheck/tools:dev");
+    assert_eq!(container["command"], json!(["/phasecheck-tools", "hold"]));
     let exec = seen
         .iter()
         .find(|s| s.uri.contains("/exec?"))
         .expect("the archive is asked for through exec");
     for arg in [
-        "command=%2Fphasepod",
-        "command=tool",
+        "command=%2Fphasecheck-tools",
         "command=pack",
         "command=%2Fclaim",
         "container=tool",

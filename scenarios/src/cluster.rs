@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use harness::cluster::{Cluster, Provider, Tools};
-use harness::image::{ImageBuilder, REFERENCE_IMAGE};
+use harness::image::{ImageBuilder, ImageSpec};
 use harness::runtime::kube::KubeRuntime;
 use harness::subject::ImageSource;
 
@@ -75,11 +75,12 @@ async fn connect(
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         InputError::Runtime(format!("--runtime {}: {what}: {e}", name(options)))
     };
-    for image in builtin_images(cases) {
+    for (image, spec) in images_to_load(cases) {
         progress(&format!(
             "building {image} (a static release build; minutes when cold)"
         ));
         ImageBuilder::new(workspace_root())
+            .with_spec(spec)
             .with_tag(image.clone())
             .build(|line| tracing::info!("{line}"))
             .await
@@ -165,14 +166,15 @@ fn keep_cluster() -> bool {
     std::env::var(KEEP_CLUSTER_ENV).is_ok_and(|v| v == "1")
 }
 
-/// The images the subjects map to the builtin phasepod, plus the reference image the
-/// harness's helper pods run.
-fn builtin_images(cases: &[Case]) -> Vec<String> {
-    let mut images = vec![REFERENCE_IMAGE.to_owned()];
+/// The images a cluster run builds and loads: the harness's tools image (its helper pods run
+/// it), then every image the subjects map to the builtin phasepod.
+fn images_to_load(cases: &[Case]) -> Vec<(String, ImageSpec)> {
+    let mut images = vec![(ImageSpec::TOOLS.tag.to_owned(), ImageSpec::TOOLS)];
     for case in cases {
         for (image, source) in &case.subject.profile.images {
-            if matches!(source, ImageSource::Builtin(_)) && !images.contains(image) {
-                images.push(image.clone());
+            if matches!(source, ImageSource::Builtin(_)) && !images.iter().any(|(i, _)| i == image)
+            {
+                images.push((image.clone(), ImageSpec::REFERENCE));
             }
         }
     }

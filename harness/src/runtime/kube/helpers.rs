@@ -1,5 +1,6 @@
 //! Helper pods: how the harness reaches a claim's files and a container's processes on a real
-//! cluster, using only the reference image's `phasepod tool` (scratch images have no shell).
+//! cluster, using only the harness's tools image, `phasecheck-tools` (scratch images have no
+//! shell; the image under test is never used for the harness's own work).
 //!
 //! - A **claim helper** (`phasecheck-claim-<claim>`) mounts the claim at [`CLAIM_MOUNT`] and runs
 //!   as root without extra capabilities, so it can read anything on the claim and hand written
@@ -180,7 +181,7 @@ impl KubeRuntime {
         })
     }
 
-    /// Runs `phasepod tool <args>` in a helper; a non-zero exit is an error with its stderr.
+    /// Runs `phasecheck-tools <args>` in a helper; a non-zero exit is an error with its stderr.
     async fn tool(
         &self,
         ns: &str,
@@ -188,7 +189,7 @@ impl KubeRuntime {
         args: &[&str],
         stdin: Option<Vec<u8>>,
     ) -> Result<ExecBytes> {
-        let argv: Vec<String> = [crate::image::BINARY_PATH, "tool"]
+        let argv: Vec<String> = [crate::image::TOOLS_BINARY_PATH]
             .iter()
             .chain(args)
             .map(|s| (*s).to_owned())
@@ -296,7 +297,7 @@ pub fn node_helper_pod(name: &str, node: &str, image: &str) -> serde_json::Value
     pod
 }
 
-/// A root pod running `phasepod tool hold` in [`TOOL_CONTAINER`], with `security` added to the
+/// A root pod running `phasecheck-tools hold` in [`TOOL_CONTAINER`], with `security` added to the
 /// container's security context.
 fn helper_pod(
     name: &str,
@@ -325,7 +326,7 @@ fn helper_pod(
                 "name": TOOL_CONTAINER,
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": [crate::image::BINARY_PATH, "tool", "hold"],
+                "command": [crate::image::TOOLS_BINARY_PATH, "hold"],
                 "securityContext": context,
             }],
         },

@@ -82,7 +82,7 @@ impl KubeRuntime {
             client,
             field_manager: FIELD_MANAGER.into(),
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
-            tool_image: crate::image::REFERENCE_IMAGE.into(),
+            tool_image: crate::image::TOOLS_IMAGE.into(),
             forwarders: Arc::default(),
         }
     }
@@ -119,8 +119,8 @@ impl KubeRuntime {
         self
     }
 
-    /// The image [`helpers`] pods run (it must contain `/phasepod`); default
-    /// [`REFERENCE_IMAGE`](crate::image::REFERENCE_IMAGE), loaded into the cluster by the harness.
+    /// The image [`helpers`] pods run (it must contain `/phasecheck-tools`); default
+    /// [`TOOLS_IMAGE`](crate::image::TOOLS_IMAGE), loaded into the cluster by the harness.
     pub fn with_tool_image(mut self, image: impl Into<String>) -> Self {
         self.tool_image = image.into().into();
         self

@@ -1,10 +1,37 @@
-//! The harness's volume archives against the claim helper's (`phasepod tool pack`/`replace`,
-//! which the cluster runtime's helper pods still run): the same bytes for the same directory,
-//! and each side unpacks what the other packed.
+//! The `phasecheck-tools` program, as the claim helper runs it (`pack`, `replace`, `count`), against
+//! the harness's own reading of volumes (`harness::archive`): the same bytes for the same
+//! directory, and each side unpacks what the other packed.
 
 use std::path::Path;
 
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
 use harness::dataset::{Dataset, Snapshot};
+
+/// Runs `phasecheck-tools args…` fed `stdin`; it must succeed; its standard output.
+fn tools(args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phasecheck-tools"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("phasecheck-tools starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin)
+        .expect("stdin is written");
+    let out = child.wait_with_output().expect("phasecheck-tools ends");
+    assert!(
+        out.status.success(),
+        "phasecheck-tools {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
 
 /// A volume with what real data holds: hidden files, an empty file, a space and `ü`, deep
 /// nesting, an empty directory and a symlink.
@@ -36,11 +63,11 @@ fn awkward_volume(dir: &Path) {
 }
 
 #[test]
-fn the_harness_packs_the_same_bytes_as_the_claim_helper() {
+fn the_tools_program_packs_the_same_bytes_as_the_harness() {
     let dir = tempfile::tempdir().unwrap();
     awkward_volume(dir.path());
     let ours = harness::archive::pack_dir(dir.path(), Vec::new()).unwrap();
-    let theirs = phasepod::tool::pack_dir(dir.path(), Vec::new()).unwrap();
+    let theirs = tools(&["pack", dir.path().to_str().unwrap()], b"");
     assert!(ours.len() > 10_000);
     assert!(ours == theirs, "the archives differ");
 }
@@ -53,7 +80,16 @@ fn each_side_unpacks_what_the_other_packed() {
 
     let ours = harness::archive::pack_dir(dir.path(), Vec::new()).unwrap();
     let by_helper = tempfile::tempdir().unwrap();
-    phasepod::tool::replace_dir(by_helper.path(), &ours[..], None).unwrap();
+    let size = ours.len().to_string();
+    tools(
+        &[
+            "replace",
+            by_helper.path().to_str().unwrap(),
+            "--size",
+            &size,
+        ],
+        &ours,
+    );
     assert_eq!(
         original.first_difference(&Snapshot::of(by_helper.path()).unwrap()),
         None
@@ -61,7 +97,7 @@ fn each_side_unpacks_what_the_other_packed() {
     assert!(by_helper.path().join("lost+found").is_dir());
     assert!(by_helper.path().join("link").is_symlink());
 
-    let theirs = phasepod::tool::pack_dir(dir.path(), Vec::new()).unwrap();
+    let theirs = tools(&["pack", dir.path().to_str().unwrap()], b"");
     let by_harness = tempfile::tempdir().unwrap();
     std::fs::write(by_harness.path().join("stale"), b"old").unwrap();
     harness::archive::replace_dir(by_harness.path(), &theirs[..]).unwrap();
@@ -73,5 +109,10 @@ fn each_side_unpacks_what_the_other_packed() {
     assert_eq!(
         harness::archive::count_files(by_harness.path(), 100),
         original.len()
+    );
+    let counted = tools(&["count", by_harness.path().to_str().unwrap(), "100"], b"");
+    assert_eq!(
+        String::from_utf8(counted).unwrap().trim(),
+        original.len().to_string()
     );
 }
