@@ -1,5 +1,8 @@
-//! The reference image, [`REFERENCE_IMAGE`]: `phasepod` linked statically and packed
-//! `FROM scratch`, built offline with nothing but cargo and the Docker CLI.
+//! The images a cluster run loads, each one workspace binary linked statically and packed
+//! `FROM scratch`, built offline with nothing but cargo and the Docker CLI ([`ImageSpec`]):
+//! the reference image [`REFERENCE_IMAGE`] (`phasepod`, as `nonroot`) and the harness's tools
+//! image [`TOOLS_IMAGE`] (`phasecheck-tools`, as root, for the helper pods). Below, `phasepod`
+//! stands for the spec's binary.
 //!
 //! [`ImageBuilder::build`] (or [`build_reference_image`]):
 //!
