@@ -21,8 +21,9 @@ Exit codes:
   2      bad usage or input, found before the first case starts: a flag, a subject profile,
          a manifest, an image, the report directory, an unavailable runtime
   128+N  stopped by signal N: 130 SIGINT, 143 SIGTERM, 129 SIGHUP. Cases under way are
-         cancelled and their pods, stores and files removed; report.json and junit.xml are
-         written with the unfinished cases `interrupted`. A second signal exits at once.
+         cancelled and their pods, stores and files removed; report.json, junit.xml and
+         report.html are written with the unfinished cases `interrupted`. A second signal
+         exits at once.
 
 Environment:
   PHASECHECK_LOG                  tracing filter for the harness's own logs (default: warn),
@@ -43,6 +44,8 @@ Environment:
   PHASECHECK_GIT_PASSWORD           PHASECHECK_GIT_PASSWORD_FILE naming files
   PHASECHECK_REQUIRE_DOCKER=1     cargo test only: Docker-tier tests fail instead of skipping
                                   when no Docker daemon answers
+  GITHUB_ACTIONS=true             (set by GitHub Actions) an ::error annotation per failed case
+                                  on stdout, and the matrix appended to GITHUB_STEP_SUMMARY
   NO_COLOR                        set (non-empty): no colour even on a terminal
   TMPDIR                          where the local runtime's pods keep their files";
 
@@ -56,7 +59,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the catalog's scenarios against subjects and write report.json and junit.xml.
+    /// Run the catalog's scenarios against subjects and write report.json, junit.xml and
+    /// report.html.
     #[command(after_help = AFTER_HELP)]
     Run {
         /// Where the subjects run.
@@ -91,7 +95,8 @@ enum Command {
         /// running anything.
         #[arg(long)]
         dry_run: bool,
-        /// Directory for report.json, junit.xml and failure artefacts (created if missing).
+        /// Directory for report.json, junit.xml, report.html and failure artefacts (created if
+        /// missing).
         #[arg(long, value_name = "DIR", default_value = "target/phasecheck")]
         report_dir: PathBuf,
         /// Keep a failed case's namespace (processes stopped, files kept) for inspection, and

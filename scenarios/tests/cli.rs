@@ -380,6 +380,16 @@ fn a_signal_halfway_through_a_run_cleans_up_and_writes_a_partial_report(#[case] 
     assert!(outcomes.contains(&"interrupted"), "{outcomes:?}");
     let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
     assert!(junit.contains("interrupted"), "{junit}");
+    let page = std::fs::read_to_string(reports.join("report.html")).unwrap();
+    assert_eq!(
+        page.matches("<td class=\"cell ").count(),
+        entries.len(),
+        "report.html has a matrix cell per case"
+    );
+    assert!(
+        page.contains("<td class=\"cell o-interrupted\""),
+        "report.html shows the interrupted cases"
+    );
 }
 
 #[test]
