@@ -652,6 +652,21 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 self.store.up().await.context(&step)?;
                 Ok(at)
             }
+            Fault::SlowStore {
+                bytes_per_sec,
+                latency,
+            } => {
+                let slowness = harness::services::Slowness {
+                    bytes_per_sec,
+                    latency,
+                };
+                self.store.slow_down(Some(slowness)).context(&step)?;
+                Ok(at)
+            }
+            Fault::StoreFullSpeed => {
+                self.store.slow_down(None).context(&step)?;
+                Ok(at)
+            }
             Fault::KillContainer { name } => {
                 let pod = self.current_pod().await?;
                 let at = Utc::now();
@@ -707,22 +722,46 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
     }
 
-    /// Waits until the restore has written part of the data (a few files on the volume), so a
-    /// kill lands mid-way. Without a claim to look at, the start of the restore has to do.
+    /// Waits until the restore is under way, so a kill lands mid-way: it has written a few files
+    /// on the volume; without a claim to look at, it has downloaded [`RESTORE_PROGRESS_BYTES`]
+    /// (an embedded store counts them); without either, the start of the restore has to do.
     async fn wait_restore_under_way(&self) -> Check {
-        if !self.data_on_claim() {
+        let baseline = self.store.bytes_sent();
+        if !self.data_on_claim() && baseline.is_none() {
             return Ok(());
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        // NB: no runtime offers a file-change feed for a claim; it is counted every 5 ms.
-        while self.volume_file_count(RESTORE_PROGRESS_FILES).await? < RESTORE_PROGRESS_FILES {
+        loop {
+            if self.data_on_claim() {
+                if self.volume_file_count(RESTORE_PROGRESS_FILES).await? >= RESTORE_PROGRESS_FILES {
+                    return Ok(());
+                }
+            } else if let Some((now, then)) = self.store.bytes_sent().zip(baseline)
+                && now.saturating_sub(then) >= RESTORE_PROGRESS_BYTES
+            {
+                return Ok(());
+            }
             ensure!(
                 Instant::now() < deadline,
-                "the restore wrote fewer than {RESTORE_PROGRESS_FILES} files within 10 s"
+                "the restore was not under way within 10 s (no {RESTORE_PROGRESS_FILES} files on \
+                 the volume, or {RESTORE_PROGRESS_BYTES} bytes from the store)"
             );
+            // NB: no runtime offers a file-change feed for a claim; it is counted every 5 ms.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Ok(())
+    }
+
+    /// Whether a [`Fault::SlowStore`] paces this case's restores: the store is an embedded one
+    /// (it can be slowed) and the backend is S3, where a restore writes files as it downloads
+    /// them (a git restore fetches everything before it writes a file, so the store cannot pace
+    /// its writes).
+    pub fn store_paces_restores(&self) -> bool {
+        self.store_can_slow_down() && self.case.backend == harness::subject::Backend::S3
+    }
+
+    /// Whether the store can be slowed down ([`Fault::SlowStore`]): the embedded ones.
+    pub fn store_can_slow_down(&self) -> bool {
+        self.store.bytes_sent().is_some()
     }
 
     async fn current_pod(&self) -> Check<PodInfo> {
@@ -1263,6 +1302,10 @@ fn files_holding_any(archive: &[u8], needles: &[String]) -> std::io::Result<Vec<
 
 /// Files a restore must have written before [`Fault::KillInitMidRestore`] strikes.
 const RESTORE_PROGRESS_FILES: usize = 20;
+
+/// Bytes a restore must have downloaded before [`Fault::KillInitMidRestore`] strikes, when the
+/// store counts them.
+const RESTORE_PROGRESS_BYTES: u64 = 64 * 1024;
 
 /// Sets (or replaces) env vars on a container document.
 fn set_env(container: &mut Value, vars: &BTreeMap<String, String>) {
