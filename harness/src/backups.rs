@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::dataset::Dataset;
 use crate::formats::{BackupFormat, BackupInfo, FormatKind};
 use crate::remote::{GitLocation, S3Location, StoreLocation};
-use crate::services::{EmbeddedGitServer, EmbeddedObjectStore};
+use crate::services::{EmbeddedGitServer, EmbeddedObjectStore, Slowness};
 use crate::subject::Backend;
 
 /// Errors of the backup store.
@@ -41,6 +41,9 @@ pub enum Error {
     /// There is no backup to act on.
     #[error("the store holds no backup")]
     NoBackup,
+    /// Only the embedded services can be slowed down.
+    #[error("only an embedded {0} store can be slowed down (--services embedded)")]
+    NoThrottle(Backend),
     /// External stores cannot be taken down and brought back.
     #[error("an external {0} store has no outage switch")]
     NoOutageSwitch(Backend),
@@ -419,6 +422,28 @@ impl BackupStore {
             Service::External(backend) => return Err(Error::NoOutageSwitch(*backend)),
         }
         Ok(())
+    }
+
+    /// Limits what the store sends to `bytes_per_sec` and pauses before each request
+    /// ([`crate::services::throttle`]); `None`: full speed again. Embedded stores only.
+    pub fn slow_down(&self, slowness: Option<Slowness>) -> Result<()> {
+        match &self.service {
+            Service::S3(s) => s.slow_down(slowness),
+            Service::Git(g) => g.slow_down(slowness),
+            Service::Container(backend, ..) | Service::External(backend) => {
+                return Err(Error::NoThrottle(*backend));
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes the store has sent to its clients, where it can tell (embedded stores).
+    pub fn bytes_sent(&self) -> Option<u64> {
+        match &self.service {
+            Service::S3(s) => Some(s.bytes_sent()),
+            Service::Git(g) => Some(g.bytes_sent()),
+            Service::Container(..) | Service::External(_) => None,
+        }
     }
 
     /// Makes the store reachable again (listening on the same port).

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::subject::{DataSpec, Layout};
 
@@ -54,6 +55,16 @@ pub enum Fault {
     StoreDown,
     /// Make the backup store reachable again.
     StoreUp,
+    /// Slow the backup store down: what it sends shares `bytes_per_sec`, and each request waits
+    /// `latency` first (embedded stores).
+    SlowStore {
+        /// Bandwidth of everything the store sends.
+        bytes_per_sec: u64,
+        /// Pause before each request.
+        latency: Duration,
+    },
+    /// Let the backup store run at full speed again.
+    StoreFullSpeed,
     /// SIGKILL a container's current process.
     KillContainer {
         /// Container name.
@@ -74,6 +85,16 @@ impl fmt::Display for Fault {
             Fault::DeleteLatestBackup => f.write_str("delete the newest backup"),
             Fault::StoreDown => f.write_str("take the backup store down"),
             Fault::StoreUp => f.write_str("bring the backup store back"),
+            Fault::SlowStore {
+                bytes_per_sec,
+                latency,
+            } => write!(
+                f,
+                "slow the backup store down ({} kB/s, {} ms per request)",
+                bytes_per_sec / 1000,
+                latency.as_millis()
+            ),
+            Fault::StoreFullSpeed => f.write_str("let the backup store run at full speed"),
             Fault::KillContainer { name } => write!(f, "kill container `{name}`"),
             Fault::DeletePod => f.write_str("delete the pod"),
             Fault::KillInitMidRestore => f.write_str("kill the restore mid-way"),

@@ -1,14 +1,16 @@
-//! Scenario outcomes and the files a run leaves behind: `report.json`, `junit.xml` and the terminal
-//! summary table.
+//! Scenario outcomes and the files a run leaves behind: `report.json`, `junit.xml`,
+//! `report.html` ([`html`]), the terminal summary table, and on GitHub Actions the annotations
+//! and job summary ([`github`]).
 //!
 //! `report.json` holds the run (`tool`, `version`, `catalog`, `runtime`, `started_at`, `wall_ms`,
 //! `options`, `stopped`) and one entry per scenario × subject × backend × iteration; the entries'
 //! shape is stable (`id`, `name`, `subject`, `backend`, `outcome`, `duration_ms`, `message`, plus
-//! `iteration`, `started_at`, `namespace`, `artefacts` and `timeline`).
+//! `iteration`, `started_at`, `namespace`, `artefacts`, `timeline` as text, and as data `pods`
+//! and `events` ([`trace`])).
 //!
 //! Each [`Outcome`] is spelt out in one `match` per place: [`Outcome::as_str`],
-//! [`Outcome::fails_run`], [`Outcome::colour`] and `junit_status`; a new outcome is added there
-//! and in [`Outcome::ALL`].
+//! [`Outcome::fails_run`], [`Outcome::colour`], [`Outcome::symbol`], [`Outcome::html_colour`] and
+//! `junit_status`; a new outcome is added there and in [`Outcome::ALL`].
 //! On the local runtime the run also says how containers were isolated (`isolation`).
 
 use std::fmt::Write as _;
@@ -20,6 +22,13 @@ use quick_junit::{
     NonSuccessKind, Property, Report as JunitReport, TestCase, TestCaseStatus, TestSuite,
 };
 use serde::{Deserialize, Serialize};
+
+pub mod github;
+pub mod html;
+pub mod matrix;
+pub mod trace;
+
+pub use trace::{CaseEvent, EventKind, Part, PodTrace};
 
 /// Errors writing reports.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +126,32 @@ impl Outcome {
         }
     }
 
+    /// The symbol reports show beside the outcome's colour, so that it reads without colour too.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Outcome::Passed => "✔",
+            Outcome::Failed => "✘",
+            Outcome::Error => "⚠",
+            Outcome::Skipped => "↷",
+            Outcome::NotClaimed => "○",
+            Outcome::NotApplicable => "–",
+            Outcome::Interrupted => "⊘",
+        }
+    }
+
+    /// The CSS colour `report.html` shows the outcome in.
+    pub fn html_colour(self) -> &'static str {
+        match self {
+            Outcome::Passed => "#1a7f37",
+            Outcome::Failed => "#cf222e",
+            Outcome::Error => "#8b1a1a",
+            Outcome::Skipped => "#9a6700",
+            Outcome::NotClaimed => "#0969da",
+            Outcome::NotApplicable => "#57606a",
+            Outcome::Interrupted => "#8250df",
+        }
+    }
+
     /// `text` (the outcome's word, padded) in the outcome's colour when `colour` is set.
     pub fn paint(self, text: &str, colour: bool) -> String {
         if colour {
@@ -162,6 +197,12 @@ pub struct ScenarioResult {
     /// For [`Outcome::NotClaimed`]: how the scenario ended (its message is in `message`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub would_have_been: Option<Outcome>,
+    /// What the case did, as data: every pod it made, with each container's runs.
+    #[serde(default)]
+    pub pods: Vec<PodTrace>,
+    /// What the harness did and saw, oldest first: faults, backups, readiness.
+    #[serde(default)]
+    pub events: Vec<CaseEvent>,
 }
 
 fn first_iteration() -> u32 {
@@ -193,6 +234,8 @@ impl ScenarioResult {
             artefacts: None,
             timeline: String::new(),
             would_have_been: None,
+            pods: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -284,8 +327,9 @@ impl RunReport {
         Ok(())
     }
 
-    /// Writes `report.json` and `junit.xml` into `dir` (created if missing); returns their paths.
-    pub fn write(&self, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    /// Writes `report.json`, `junit.xml` and `report.html` into `dir` (created if missing);
+    /// returns their paths.
+    pub fn write(&self, dir: &Path) -> Result<ReportFiles> {
         if dir.exists() && !dir.is_dir() {
             return Err(Error::NotADirectory {
                 path: dir.to_owned(),
@@ -301,7 +345,13 @@ impl RunReport {
         let junit_path = dir.join("junit.xml");
         let xml = self.to_junit().to_string().map_err(Error::Junit)?;
         write_file(&junit_path, xml.as_bytes())?;
-        Ok((json_path, junit_path))
+        let html_path = dir.join("report.html");
+        write_file(&html_path, html::render(self, dir).as_bytes())?;
+        Ok(ReportFiles {
+            json: json_path,
+            junit: junit_path,
+            html: html_path,
+        })
     }
 
     /// Whether some case ran more than once (`--repeat`).
@@ -475,6 +525,17 @@ impl RunReport {
     pub fn summary_table(&self) -> String {
         self.summary(false)
     }
+}
+
+/// The files [`RunReport::write`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportFiles {
+    /// `report.json`.
+    pub json: PathBuf,
+    /// `junit.xml`.
+    pub junit: PathBuf,
+    /// `report.html`.
+    pub html: PathBuf,
 }
 
 /// The JUnit status of a result: its outcome, with the whole message as the body.
@@ -689,7 +750,9 @@ mod tests {
     #[test]
     fn report_json_has_one_entry_per_result_with_the_documented_fields() {
         let dir = tempfile::tempdir().unwrap();
-        let (json, junit) = sample().write(dir.path()).unwrap();
+        let files = sample().write(dir.path()).unwrap();
+        let (json, junit) = (files.json, files.junit);
+        assert!(files.html.is_file());
         let value: serde_json::Value =
             serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
         for key in [
@@ -719,6 +782,8 @@ mod tests {
             "namespace",
             "artefacts",
             "timeline",
+            "pods",
+            "events",
         ] {
             assert!(entries[1].get(key).is_some(), "missing {key}");
         }

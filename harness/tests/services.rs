@@ -15,7 +15,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
-use harness::services::{EmbeddedGitServer, EmbeddedObjectStore};
+use harness::services::{EmbeddedGitServer, EmbeddedObjectStore, Slowness};
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -314,6 +314,69 @@ async fn object_store_outage_fails_requests_fast_and_up_restores_earlier_objects
     assert_eq!(
         get_bytes(&store.client(), "backups", "after").await?,
         Bytes::from_static(b"new")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_slowed_object_store_sends_no_faster_than_its_bandwidth_until_lifted() -> Result<()> {
+    let store = EmbeddedObjectStore::start().await?;
+    store.create_bucket("backups").await?;
+    let client = store.client();
+    let body = random_bytes(300_000);
+    client
+        .put_object()
+        .bucket("backups")
+        .key("big")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await?;
+    store.slow_down(Some(Slowness {
+        bytes_per_sec: 200_000,
+        latency: Duration::from_millis(50),
+    }));
+    let before = store.bytes_sent();
+    let started = Instant::now();
+    assert_eq!(get_bytes(&client, "backups", "big").await?, body);
+    let slow = started.elapsed();
+    ensure!(
+        slow >= Duration::from_millis(1400),
+        "300 kB at 200 kB/s in {slow:?}"
+    );
+    ensure!(store.bytes_sent() - before >= 300_000);
+    store.slow_down(None);
+    let started = Instant::now();
+    assert_eq!(get_bytes(&client, "backups", "big").await?, body);
+    ensure!(
+        started.elapsed() < slow / 3,
+        "full speed took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_slowed_git_server_paces_a_clone() -> Result<()> {
+    let server = EmbeddedGitServer::start().await?;
+    server.create_repo("backups").await?;
+    let work = tempfile::tempdir()?;
+    let authed = server.url_with_credentials("backups");
+    git_ok(work.path(), &["clone", &authed, "a"]).await?;
+    let a = work.path().join("a");
+    std::fs::write(a.join("f"), random_bytes(200_000))?;
+    git_ok(&a, &["add", "f"]).await?;
+    git_ok(&a, &["commit", "-m", "big"]).await?;
+    git_ok(&a, &["push", "origin", "HEAD:main"]).await?;
+    server.slow_down(Some(Slowness {
+        bytes_per_sec: 100_000,
+        latency: Duration::ZERO,
+    }));
+    let started = Instant::now();
+    git_ok(work.path(), &["clone", &authed, "b"]).await?;
+    let slow = started.elapsed();
+    ensure!(
+        slow >= Duration::from_millis(1800),
+        "200 kB at 100 kB/s in {slow:?}"
     );
     Ok(())
 }

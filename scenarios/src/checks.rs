@@ -172,7 +172,12 @@ async fn init_6_no_start_blind<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 
 /// INIT-7: an init killed mid-restore leaves nothing the next attempt mistakes for a valid dataset.
 async fn init_7_atomic_restore<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    let backup = Dataset::generated("large", 800, 1024);
+    // NB: a restore the store cannot pace needs many small files to give the kill a chance.
+    let backup = if s.store_paces_restores() {
+        Dataset::generated("large", 200, 4096)
+    } else {
+        Dataset::generated("large", 800, 1024)
+    };
     s.seed_backup(&backup).await?;
     s.prepare_storage().await?;
     // NB: this also readies a cluster's claim helper, so counting files mid-restore is quick.
@@ -182,18 +187,28 @@ async fn init_7_atomic_restore<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
             "the fresh data volume is not empty"
         );
     }
-    // NB: on a loaded machine the restore may finish before the kill lands; try again then.
-    let attempts = 3;
-    for attempt in 1..=attempts {
+    if s.store_paces_restores() {
+        // NB: the store sends the backup no faster than in SLOW_RESTORE, so the kill lands
+        // mid-restore on the first attempt however busy the machine: no race, no retry.
+        s.inject(slow_store_for(&backup, SLOW_RESTORE)).await?;
         s.deploy_without_waiting(Knobs::default()).await?;
-        match s.inject(Fault::KillInitMidRestore).await {
-            Ok(()) => break,
-            Err(missed) if attempt < attempts => {
-                tracing::info!("INIT-7: attempt {attempt} missed the restore: {missed}");
-                s.stop_workload().await?;
-                s.inject(Fault::EmptyVolume).await?;
+        s.inject(Fault::KillInitMidRestore).await?;
+        s.inject(Fault::StoreFullSpeed).await?;
+    } else {
+        // NB: without a store that paces the restore, it may finish before the kill lands on a
+        // loaded machine; try again then.
+        let attempts = 3;
+        for attempt in 1..=attempts {
+            s.deploy_without_waiting(Knobs::default()).await?;
+            match s.inject(Fault::KillInitMidRestore).await {
+                Ok(()) => break,
+                Err(missed) if attempt < attempts => {
+                    tracing::info!("INIT-7: attempt {attempt} missed the restore: {missed}");
+                    s.stop_workload().await?;
+                    s.inject(Fault::EmptyVolume).await?;
+                }
+                Err(missed) => return Err(missed),
             }
-            Err(missed) => return Err(missed),
         }
     }
     s.expect_no_partial_dataset_looks_valid(&backup).await?;
@@ -201,10 +216,34 @@ async fn init_7_atomic_restore<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     s.expect_serves(&pod, &backup).await
 }
 
-/// RUN-1: every run-phase container starts after every restore init container exited 0.
+/// The least time a slowed store takes to send INIT-7's backup.
+const SLOW_RESTORE: Duration = Duration::from_secs(8);
+
+/// The least time a slowed store takes to send RUN-1's backup.
+const SLOW_RUN_1_RESTORE: Duration = Duration::from_secs(2);
+
+/// A [`Fault::SlowStore`] under which sending `backup`'s bytes takes at least `at_least`.
+fn slow_store_for(backup: &Dataset, at_least: Duration) -> Fault {
+    let bytes: usize = backup.files.values().map(Vec::len).sum();
+    Fault::SlowStore {
+        bytes_per_sec: (bytes as f64 / at_least.as_secs_f64()) as u64,
+        latency: Duration::ZERO,
+    }
+}
+
+/// RUN-1: every run-phase container starts after every restore init container exited 0 — with
+/// a slow store where it can be slowed, so the restore takes seconds and the app has time to
+/// start too early if it does not wait.
 async fn run_1_ordering<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    s.seed_backup(&Dataset::generated("backup", 40, 4096))
-        .await?;
+    let backup = Dataset::generated("backup", 40, 4096);
+    s.seed_backup(&backup).await?;
+    if s.store_can_slow_down() {
+        let mut slow = slow_store_for(&backup, SLOW_RUN_1_RESTORE);
+        if let Fault::SlowStore { latency, .. } = &mut slow {
+            *latency = Duration::from_millis(10);
+        }
+        s.inject(slow).await?;
+    }
     let pod = s.deploy(Knobs::default()).await?;
     s.expect_restore_finished_before_run(&pod.name).await
 }

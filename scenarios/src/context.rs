@@ -12,6 +12,7 @@ use harness::backups::BackupStore;
 use harness::dataset::{Dataset, Snapshot};
 use harness::faults::{self, Fault};
 use harness::formats::{BackupInfo, FormatKind};
+use harness::report::{EventKind, Part, PodTrace};
 use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
 use harness::runtime::objects;
@@ -23,9 +24,11 @@ use serde_json::{Value, json};
 use crate::environment::Environment;
 
 mod app;
+mod record;
 use crate::outcome::{Check, Context, Failure};
 use crate::runner::Case;
 use crate::{ensure, fail};
+pub use record::Recorder;
 
 /// The subject's knobs for one deployment.
 #[derive(Clone, Debug, Default)]
@@ -64,6 +67,8 @@ pub struct Scenario<'a, R: Runtime> {
     seeded: std::sync::Mutex<Vec<String>>,
     /// The restic repository's password (`{restic.password}`), whatever the format.
     restic_password: String,
+    /// What happened, for the report: faults, backups, readiness, pods that went away.
+    recorder: Recorder,
 }
 
 impl<'a, R: Runtime> Scenario<'a, R> {
@@ -71,6 +76,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         env: &'a Environment<R>,
         case: &'a Case,
         ns: String,
+        recorder: Recorder,
     ) -> Check<Scenario<'a, R>> {
         let store = match (&env.external, &env.containers) {
             (Some(external), _) => BackupStore::external(external, case.backend, &ns)
@@ -129,6 +135,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             docs,
             seeded: Default::default(),
             restic_password,
+            recorder,
         })
     }
 
@@ -218,10 +225,49 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     }
 
     async fn scale(&self, replicas: u32) -> Check {
+        // NB: the pods scaled away are gone from the runtime afterwards; the report keeps
+        // their last timelines.
+        let retiring = if replicas == 0 {
+            self.remember_pods(None).await
+        } else {
+            Vec::new()
+        };
+        let at = Utc::now();
         self.runtime()
             .scale(&self.ns, self.workload_name(), replicas)
             .await
-            .with_context(|| format!("scaling {} to {replicas}", self.workload_name()))
+            .with_context(|| format!("scaling {} to {replicas}", self.workload_name()))?;
+        self.recorder.removed(&retiring, at);
+        Ok(())
+    }
+
+    /// Records the timelines of the namespace's pods (only `pod` when given) for the report;
+    /// returns their UIDs. Best effort: a pod the runtime cannot show is left out.
+    async fn remember_pods(&self, pod: Option<&PodInfo>) -> Vec<String> {
+        let pods = match pod {
+            Some(pod) => vec![pod.clone()],
+            None => self.runtime().pods(&self.ns).await.unwrap_or_default(),
+        };
+        let mut uids = Vec::new();
+        for pod in pods {
+            if let Ok(timeline) = self.runtime().timeline(&self.ns, &pod.name).await {
+                self.recorder
+                    .pod(PodTrace::from_timeline(&timeline, Utc::now(), |name| {
+                        part_of(self.subject(), name)
+                    }));
+                uids.push(timeline.uid);
+            }
+        }
+        uids
+    }
+
+    /// At the end of the case: records the backups in the store that no step listed, if the
+    /// store answers within a few seconds.
+    pub(crate) async fn observe_store(&self) {
+        let list = self.store.list();
+        if let Ok(Ok(backups)) = tokio::time::timeout(Duration::from_secs(5), list).await {
+            self.recorder.listed(&backups);
+        }
     }
 
     /// Waits until the workload's pod is ready.
@@ -236,7 +282,10 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             )
             .await
         {
-            Ok(pod) => Ok(pod),
+            Ok(pod) => {
+                self.recorder.event(Utc::now(), EventKind::Ready, &pod.name);
+                Ok(pod)
+            }
             Err(e) => Err(Failure::violation(format!(
                 "the pod did not become ready: {e}"
             ))),
@@ -246,7 +295,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// Waits for a ready pod other than `old`.
     pub async fn wait_replacement(&self, old: &PodInfo) -> Check<PodInfo> {
         let old_uid = old.uid.clone();
-        self.runtime()
+        let pod = self
+            .runtime()
             .wait_for_pod(
                 &self.ns,
                 self.workload_name(),
@@ -254,7 +304,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 self.env.timeouts.ready,
             )
             .await
-            .context("waiting for the replacement pod")
+            .context("waiting for the replacement pod")?;
+        self.recorder.event(Utc::now(), EventKind::Ready, &pod.name);
+        Ok(pod)
     }
 
     async fn apply(&self, docs: Vec<Value>) -> Check {
@@ -389,6 +441,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub async fn seed_backup(&self, dataset: &Dataset) -> Check<String> {
         let id = self.store.seed(dataset).await.context("seeding a backup")?;
         self.seeded.lock().expect("not poisoned").push(id.clone());
+        self.recorder.seeded(&id);
         Ok(id)
     }
 
@@ -417,6 +470,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 .lock()
                 .expect("not poisoned")
                 .push(info.id.clone());
+            self.recorder.seeded(&info.id);
             ids[i] = info.id;
         }
         Ok(ids)
@@ -435,7 +489,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// The backups in the store, newest first, with the time each was taken (as the format
     /// lists them: phasepod's IDs, a files backup's name, a restic snapshot's time).
     async fn backup_infos(&self) -> Check<Vec<BackupInfo>> {
-        self.store.list().await.context("listing backups")
+        let backups = self.store.list().await.context("listing backups")?;
+        self.recorder.listed(&backups);
+        Ok(backups)
     }
 
     /// Restores backup `id` into a scratch directory, verifying every file.
@@ -552,39 +608,84 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     // ----- faults ----------------------------------------------------------------------------
 
-    /// Realises `fault` on this scenario's runtime and store.
+    /// Realises `fault` on this scenario's runtime and store, and records when it struck.
     pub async fn inject(&mut self, fault: Fault) -> Check {
+        let what = fault.to_string();
+        let at = self.strike(fault).await?;
+        self.recorder.event(at, EventKind::Fault, what);
+        Ok(())
+    }
+
+    /// Realises `fault`; returns the moment its last step began (the strike itself, after any
+    /// preparation or wait).
+    async fn strike(&mut self, fault: Fault) -> Check<DateTime<Utc>> {
         let step = format!("fault `{fault}`");
+        let at = Utc::now();
         match fault {
             Fault::EmptyVolume => {
                 let empty = tempfile::tempdir().context("scratch directory")?;
-                self.write_volume(empty.path()).await.context(&step)
+                let at = Utc::now();
+                self.write_volume(empty.path()).await.context(&step)?;
+                Ok(at)
             }
             Fault::CorruptVolume { mode } => {
                 let copy = self.read_volume().await?;
                 faults::corrupt_dataset(copy.path(), &self.subject().profile.data, mode)
                     .context(&step)?;
-                self.write_volume(copy.path()).await.context(&step)
+                let at = Utc::now();
+                self.write_volume(copy.path()).await.context(&step)?;
+                Ok(at)
             }
             Fault::CorruptLatestBackup => {
-                self.store.corrupt_latest().await.map(drop).context(&step)
+                self.store.corrupt_latest().await.context(&step)?;
+                Ok(at)
             }
-            Fault::DeleteLatestBackup => self.store.delete_latest().await.context(&step),
-            Fault::StoreDown => self.store.down().await.context(&step),
-            Fault::StoreUp => self.store.up().await.context(&step),
+            Fault::DeleteLatestBackup => {
+                self.store.delete_latest().await.context(&step)?;
+                Ok(at)
+            }
+            Fault::StoreDown => {
+                self.store.down().await.context(&step)?;
+                Ok(at)
+            }
+            Fault::StoreUp => {
+                self.store.up().await.context(&step)?;
+                Ok(at)
+            }
+            Fault::SlowStore {
+                bytes_per_sec,
+                latency,
+            } => {
+                let slowness = harness::services::Slowness {
+                    bytes_per_sec,
+                    latency,
+                };
+                self.store.slow_down(Some(slowness)).context(&step)?;
+                Ok(at)
+            }
+            Fault::StoreFullSpeed => {
+                self.store.slow_down(None).context(&step)?;
+                Ok(at)
+            }
             Fault::KillContainer { name } => {
                 let pod = self.current_pod().await?;
+                let at = Utc::now();
                 self.runtime()
                     .kill_container(&self.ns, &pod.name, &name)
                     .await
-                    .context(&step)
+                    .context(&step)?;
+                Ok(at)
             }
             Fault::DeletePod => {
                 let pod = self.current_pod().await?;
+                let uids = self.remember_pods(Some(&pod)).await;
+                let at = Utc::now();
                 self.runtime()
                     .delete_pod(&self.ns, &pod.name)
                     .await
-                    .context(&step)
+                    .context(&step)?;
+                self.recorder.removed(&uids, at);
+                Ok(at)
             }
             Fault::KillInitMidRestore => {
                 let pod = self
@@ -611,30 +712,56 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                     .await
                     .violation("waiting for the restore container to start")?;
                 self.wait_restore_under_way().await?;
+                let at = Utc::now();
                 self.runtime()
                     .kill_container(&self.ns, &pod.name, &restore)
                     .await
-                    .context(&step)
+                    .context(&step)?;
+                Ok(at)
             }
         }
     }
 
-    /// Waits until the restore has written part of the data (a few files on the volume), so a
-    /// kill lands mid-way. Without a claim to look at, the start of the restore has to do.
+    /// Waits until the restore is under way, so a kill lands mid-way: it has written a few files
+    /// on the volume; without a claim to look at, it has downloaded [`RESTORE_PROGRESS_BYTES`]
+    /// (an embedded store counts them); without either, the start of the restore has to do.
     async fn wait_restore_under_way(&self) -> Check {
-        if !self.data_on_claim() {
+        let baseline = self.store.bytes_sent();
+        if !self.data_on_claim() && baseline.is_none() {
             return Ok(());
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        // NB: no runtime offers a file-change feed for a claim; it is counted every 5 ms.
-        while self.volume_file_count(RESTORE_PROGRESS_FILES).await? < RESTORE_PROGRESS_FILES {
+        loop {
+            if self.data_on_claim() {
+                if self.volume_file_count(RESTORE_PROGRESS_FILES).await? >= RESTORE_PROGRESS_FILES {
+                    return Ok(());
+                }
+            } else if let Some((now, then)) = self.store.bytes_sent().zip(baseline)
+                && now.saturating_sub(then) >= RESTORE_PROGRESS_BYTES
+            {
+                return Ok(());
+            }
             ensure!(
                 Instant::now() < deadline,
-                "the restore wrote fewer than {RESTORE_PROGRESS_FILES} files within 10 s"
+                "the restore was not under way within 10 s (no {RESTORE_PROGRESS_FILES} files on \
+                 the volume, or {RESTORE_PROGRESS_BYTES} bytes from the store)"
             );
+            // NB: no runtime offers a file-change feed for a claim; it is counted every 5 ms.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Ok(())
+    }
+
+    /// Whether a [`Fault::SlowStore`] paces this case's restores: the store is an embedded one
+    /// (it can be slowed) and the backend is S3, where a restore writes files as it downloads
+    /// them (a git restore fetches everything before it writes a file, so the store cannot pace
+    /// its writes).
+    pub fn store_paces_restores(&self) -> bool {
+        self.store_can_slow_down() && self.case.backend == harness::subject::Backend::S3
+    }
+
+    /// Whether the store can be slowed down ([`Fault::SlowStore`]): the embedded ones.
+    pub fn store_can_slow_down(&self) -> bool {
+        self.store.bytes_sent().is_some()
     }
 
     async fn current_pod(&self) -> Check<PodInfo> {
@@ -1118,6 +1245,21 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     }
 }
 
+/// The part container `name` plays for `subject`, as its profile says.
+pub(crate) fn part_of(subject: &Subject, name: &str) -> Option<Part> {
+    let roles = &subject.profile.containers;
+    let has = |list: &[String]| list.iter().any(|c| c == name);
+    if has(&roles.restore) {
+        Some(Part::Restore)
+    } else if has(&roles.run) {
+        Some(Part::Run)
+    } else if has(&roles.maintenance) {
+        Some(Part::Maintenance)
+    } else {
+        None
+    }
+}
+
 /// `text` with every non-empty secret replaced by `<redacted>`.
 pub fn redact<'s>(text: &str, secrets: impl IntoIterator<Item = &'s String>) -> String {
     let mut out = text.to_owned();
@@ -1160,6 +1302,10 @@ fn files_holding_any(archive: &[u8], needles: &[String]) -> std::io::Result<Vec<
 
 /// Files a restore must have written before [`Fault::KillInitMidRestore`] strikes.
 const RESTORE_PROGRESS_FILES: usize = 20;
+
+/// Bytes a restore must have downloaded before [`Fault::KillInitMidRestore`] strikes, when the
+/// store counts them.
+const RESTORE_PROGRESS_BYTES: u64 = 64 * 1024;
 
 /// Sets (or replaces) env vars on a container document.
 fn set_env(container: &mut Value, vars: &BTreeMap<String, String>) {

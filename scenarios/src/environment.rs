@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use harness::report::{Outcome, ScenarioResult};
+use harness::report::{Outcome, PodTrace, ScenarioResult};
 use harness::runtime::Runtime;
 use harness::runtime::local::{ImageMap, Isolation, LocalRuntime};
 use harness::services::containers::ContainerSettings;
@@ -18,7 +18,7 @@ use harness::subject::ImageSource;
 
 use crate::catalog::Need;
 use crate::checks;
-use crate::context::{Scenario, redact};
+use crate::context::{Recorder, Scenario, part_of, redact};
 use crate::note;
 use crate::outcome::{Failure, Kind};
 use crate::runner::{Case, InputError, RunOptions, Services, result_of};
@@ -345,13 +345,17 @@ impl<R: Runtime> Environment<R> {
     ) -> ScenarioResult {
         let ns = ns.to_owned();
         let secrets: Mutex<Vec<String>> = Mutex::default();
+        // NB: outside the body, so a case that times out or is stopped keeps what it recorded.
+        let recorder = Recorder::default();
         let body = async {
-            let mut scenario = match Scenario::open(self, case, ns.clone()).await {
+            let opened = Scenario::open(self, case, ns.clone(), recorder.clone()).await;
+            let mut scenario = match opened {
                 Ok(scenario) => scenario,
                 Err(failure) => return (Err(failure), None, false),
             };
             *secrets.lock().expect("not poisoned") = scenario.secrets();
             let result = checks::run(case.requirement.check, &mut scenario).await;
+            scenario.observe_store().await;
             let saved = result.is_err();
             if saved {
                 scenario.save_artefacts().await;
@@ -367,7 +371,9 @@ impl<R: Runtime> Environment<R> {
             reason = stop.stopped() => Ended::Stopped(reason),
         };
         let secrets = std::mem::take(&mut *secrets.lock().expect("not poisoned"));
-        let timeline = redact(&self.case_timeline(&ns).await, &secrets);
+        let (timeline, live) = self.case_timeline(case, &ns).await;
+        let timeline = redact(&timeline, &secrets);
+        let (pods, events) = recorder.finish(live, |text| redact(text, &secrets));
         let (outcome, mut message, store, saved) = match ended {
             Ended::Done(Ok(()), store, _) => (Outcome::Passed, String::new(), store, false),
             Ended::Done(Err(Failure { kind, message }), store, saved) => {
@@ -434,20 +440,24 @@ impl<R: Runtime> Environment<R> {
             result_of(case, outcome, started.elapsed(), message)
         };
         result.timeline = timeline;
+        result.pods = pods;
+        result.events = events;
         if artefacts.is_dir() {
             result.artefacts = Some(artefacts);
         }
         result
     }
 
-    /// The case's namespace and the timeline of each of its pods, for reports.
-    async fn case_timeline(&self, ns: &str) -> String {
+    /// The case's namespace and the timeline of each of its pods, for reports: as text, and
+    /// as data.
+    async fn case_timeline(&self, case: &Case, ns: &str) -> (String, Vec<PodTrace>) {
         let mut out = format!("namespace {ns} on the {} runtime\n", self.runtime_name);
+        let mut traces = Vec::new();
         let pods = match self.runtime.pods(ns).await {
             Ok(pods) => pods,
             Err(e) => {
                 let _ = writeln!(out, "(pods unknown: {e})");
-                return out;
+                return (out, traces);
             }
         };
         if pods.is_empty() {
@@ -455,7 +465,12 @@ impl<R: Runtime> Environment<R> {
         }
         for pod in pods {
             match self.runtime.timeline(ns, &pod.name).await {
-                Ok(timeline) => out.push_str(&timeline.render()),
+                Ok(timeline) => {
+                    out.push_str(&timeline.render());
+                    traces.push(PodTrace::from_timeline(&timeline, Utc::now(), |name| {
+                        part_of(&case.subject, name)
+                    }));
+                }
                 Err(e) => {
                     let _ = writeln!(out, "pod {}: timeline unknown: {e}", pod.name);
                 }
@@ -464,7 +479,7 @@ impl<R: Runtime> Environment<R> {
                 out.push('\n');
             }
         }
-        out
+        (out, traces)
     }
 }
 

@@ -21,8 +21,9 @@ Exit codes:
   2      bad usage or input, found before the first case starts: a flag, a subject profile,
          a manifest, an image, the report directory, an unavailable runtime
   128+N  stopped by signal N: 130 SIGINT, 143 SIGTERM, 129 SIGHUP. Cases under way are
-         cancelled and their pods, stores and files removed; report.json and junit.xml are
-         written with the unfinished cases `interrupted`. A second signal exits at once.
+         cancelled and their pods, stores and files removed; report.json, junit.xml and
+         report.html are written with the unfinished cases `interrupted`. A second signal
+         exits at once.
 
 Environment:
   PHASECHECK_LOG                  tracing filter for the harness's own logs (default: warn),
@@ -45,6 +46,8 @@ Environment:
                                   when no Docker daemon answers
   PHASECHECK_REQUIRE_TOOLS=1      cargo test only: tests of real tools (restic, rclone, the
                                   third-party subjects) fail instead of skipping without them
+  GITHUB_ACTIONS=true             (set by GitHub Actions) an ::error annotation per failed case
+                                  on stdout, and the matrix appended to GITHUB_STEP_SUMMARY
   NO_COLOR                        set (non-empty): no colour even on a terminal
   TMPDIR                          where the local runtime's pods keep their files";
 
@@ -58,7 +61,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the catalog's scenarios against subjects and write report.json and junit.xml.
+    /// Run the catalog's scenarios against subjects and write report.json, junit.xml and
+    /// report.html.
     #[command(after_help = AFTER_HELP)]
     Run {
         /// Where the subjects run.
@@ -93,7 +97,8 @@ enum Command {
         /// running anything.
         #[arg(long)]
         dry_run: bool,
-        /// Directory for report.json, junit.xml and failure artefacts (created if missing).
+        /// Directory for report.json, junit.xml, report.html and failure artefacts (created if
+        /// missing).
         #[arg(long, value_name = "DIR", default_value = "target/phasecheck")]
         report_dir: PathBuf,
         /// Keep a failed case's namespace (processes stopped, files kept) for inspection, and

@@ -751,11 +751,20 @@ async fn run_cli_on(options: RunOptions, dry_run: bool) -> (ExitCode, Option<Run
         say!("kept for inspection: {note}");
     }
     match report.write(&options.report_dir) {
-        Ok((json, junit)) => say!("reports: {} and {}", json.display(), junit.display()),
+        Ok(files) => say!(
+            "reports: {}, {} and {}",
+            files.json.display(),
+            files.junit.display(),
+            files.html.display()
+        ),
         Err(e) => {
             note!("phasecheck: error: {e}");
             return (ExitCode::from(2), run_dir);
         }
+    }
+    if let Err(e) = publish_to_github(&report, &options.report_dir) {
+        note!("phasecheck: error: {e}");
+        return (ExitCode::from(2), run_dir);
     }
     let code = match stop.reason() {
         Some(StopReason::Signal(signal)) => {
@@ -769,6 +778,17 @@ async fn run_cli_on(options: RunOptions, dry_run: bool) -> (ExitCode, Option<Run
         _ => ExitCode::from(1),
     };
     (code, run_dir)
+}
+
+/// On GitHub Actions (`GITHUB_ACTIONS=true`): an error annotation per failed case on stdout and
+/// the matrix appended to the job summary (`GITHUB_STEP_SUMMARY`); nothing elsewhere.
+pub fn publish_to_github(
+    report: &RunReport,
+    dir: &Path,
+) -> Result<(), harness::report::github::Error> {
+    let mut stdout = std::io::stdout().lock();
+    harness::report::github::publish(report, dir, |name| std::env::var(name).ok(), &mut stdout)
+        .map(drop)
 }
 
 /// Convenience for tests: runs `options` and returns the report without writing files.

@@ -391,6 +391,16 @@ fn a_signal_halfway_through_a_run_cleans_up_and_writes_a_partial_report(#[case] 
     assert!(outcomes.contains(&"interrupted"), "{outcomes:?}");
     let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
     assert!(junit.contains("interrupted"), "{junit}");
+    let page = std::fs::read_to_string(reports.join("report.html")).unwrap();
+    assert_eq!(
+        page.matches("<td class=\"cell ").count(),
+        entries.len(),
+        "report.html has a matrix cell per case"
+    );
+    assert!(
+        page.contains("<td class=\"cell o-interrupted\""),
+        "report.html shows the interrupted cases"
+    );
 }
 
 #[test]
@@ -1036,22 +1046,26 @@ fn containers_get_none_of_the_environment_phasecheck_runs_with() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_workloads(&marker, 3);
+    // NB: the first workload processes are restores; the check needs an app that is up.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut checked = 0;
-    for (pid, cmd) in processes_with_marker(&marker) {
-        if !cmd.starts_with("/phasepod serve") {
-            continue;
+    while checked == 0 {
+        assert!(Instant::now() < deadline, "no app process was checked");
+        for (pid, cmd) in processes_with_marker(&marker) {
+            if !cmd.starts_with("/phasepod serve") {
+                continue;
+            }
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            let environ = String::from_utf8_lossy(&environ).replace('\0', "\n");
+            assert!(environ.contains("DATA_DIR=/data"), "{environ}");
+            assert!(!environ.contains(leak), "{environ}");
+            assert!(!environ.contains("AWS_CA_BUNDLE"), "{environ}");
+            checked += 1;
         }
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let environ = String::from_utf8_lossy(&environ).replace('\0', "\n");
-        assert!(environ.contains("DATA_DIR=/data"), "{environ}");
-        assert!(!environ.contains(leak), "{environ}");
-        assert!(!environ.contains("AWS_CA_BUNDLE"), "{environ}");
-        checked += 1;
+        std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(checked >= 1, "no app process was checked");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(130));
 }

@@ -196,12 +196,14 @@ async fn the_cli_reads_external_stores_from_the_environment_and_never_prints_the
         "INIT-1 of both reference subjects on S3 only (git is not configured)\n{text}"
     );
     let report = std::fs::read_to_string(tmp.path().join("reports/report.json")).unwrap();
+    let page = std::fs::read_to_string(tmp.path().join("reports/report.html")).unwrap();
     for secret in [drill.s3.secret_access_key(), drill.s3.access_key_id()] {
         assert!(
             !text.contains(secret),
             "a credential in the output:\n{text}"
         );
         assert!(!report.contains(secret), "a credential in report.json");
+        assert!(!page.contains(secret), "a credential in report.html");
     }
     drill.expect_only_their_objects().await;
 }

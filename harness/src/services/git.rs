@@ -282,6 +282,16 @@ impl EmbeddedGitServer {
     pub fn up(&self) -> Result<()> {
         self.listener.up()
     }
+
+    /// Slows the service down (see [`super::throttle`]) from now on; `None`: full speed again.
+    pub fn slow_down(&self, slowness: Option<super::Slowness>) {
+        self.listener.throttle().set(slowness);
+    }
+
+    /// Bytes the service has sent to its clients since it started.
+    pub fn bytes_sent(&self) -> u64 {
+        self.listener.throttle().bytes_sent()
+    }
 }
 
 impl Drop for EmbeddedGitServer {

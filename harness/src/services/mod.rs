@@ -52,6 +52,12 @@
 //! non-listening socket, so `up()` listens on the same address again and clients configured with
 //! the old endpoint just work.
 //!
+//! # Slow stores
+//!
+//! [`EmbeddedObjectStore::slow_down`] / [`EmbeddedGitServer::slow_down`] limit the bandwidth of
+//! everything the service sends and add latency before each request ([`throttle`]), until called
+//! with `None`; `bytes_sent()` tells how much it has sent.
+//!
 //! Dropping a service stops it the same way, kills and reaps its children, removes its temporary
 //! directory and frees its port.
 //!
@@ -70,9 +76,11 @@ pub mod in_cluster;
 mod net;
 mod object_store;
 mod s3_backend;
+pub mod throttle;
 
 pub use git::{AUTH_REALM, DEFAULT_BRANCH, EmbeddedGitServer, EmbeddedGitServerBuilder};
 pub use object_store::{EmbeddedObjectStore, EmbeddedObjectStoreBuilder, REGION};
+pub use throttle::Slowness;
 
 /// Errors starting or driving an embedded service.
 #[derive(Debug, thiserror::Error)]

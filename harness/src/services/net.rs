@@ -21,11 +21,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
+use super::throttle::{Throttle, ThrottledStream};
 use super::{Error, Result};
 
 /// Serves one accepted connection until it ends.
 pub(crate) type ServeFn =
-    Arc<dyn Fn(TcpStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync + 'static>;
+    Arc<dyn Fn(ThrottledStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync + 'static>;
 
 /// How many connections may wait in the kernel to be accepted.
 const BACKLOG: i32 = 1024;
@@ -42,6 +43,7 @@ pub(crate) struct SwitchedListener {
 
 struct Shared {
     serve: ServeFn,
+    throttle: Arc<Throttle>,
     state: Mutex<State>,
 }
 
@@ -92,6 +94,7 @@ impl SwitchedListener {
             runtime,
             shared: Arc::new(Shared {
                 serve,
+                throttle: Arc::default(),
                 state: Mutex::new(State::default()),
             }),
             _reservation: reservation,
@@ -103,6 +106,11 @@ impl SwitchedListener {
     /// The bound address, port resolved.
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The throttle every connection goes through (see [`super::throttle`]).
+    pub(crate) fn throttle(&self) -> &Throttle {
+        &self.shared.throttle
     }
 
     /// Whether the service is listening.
@@ -230,6 +238,7 @@ impl Shared {
             shared: Arc::downgrade(self),
             id,
         };
+        let stream = ThrottledStream::new(stream, Arc::clone(&self.throttle));
         let serve = (self.serve)(stream, peer);
         let task = tokio::spawn(async move {
             let _guard = guard;

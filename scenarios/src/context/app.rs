@@ -21,6 +21,10 @@ const AVAILABILITY_PERIOD: Duration = Duration::from_millis(100);
 /// The pause between two writes of [`Scenario::write_until_backup`]: an app under steady
 /// writes, not a tight loop that starves the machine.
 const WRITE_PERIOD: Duration = Duration::from_millis(25);
+/// How long before the backup is due [`Scenario::write_until_backup`] starts writing.
+const CHURN_LEAD: chrono::Duration = chrono::Duration::seconds(2);
+/// How often [`Scenario::write_until_backup`] lists the store once the backup is due.
+const STORE_LOOK_PERIOD: chrono::Duration = chrono::Duration::milliseconds(250);
 /// How long one availability request may take before it counts as an interruption.
 const AVAILABILITY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -200,8 +204,9 @@ impl<R: Runtime> Scenario<'_, R> {
         ))
     }
 
-    /// Writes files through the app, one after another, until a backup taken at or after `at`
-    /// is in the store (no later than `at + patience`); returns its ID and how many writes were
+    /// Writes files through the app, one after another from [`CHURN_LEAD`] before `at`, until a
+    /// backup taken at or after `at` is in the store (no later than `at + patience`; the store is
+    /// listed every [`STORE_LOOK_PERIOD`] from `at`); returns its ID and how many writes were
     /// made. The writes go on through the whole backup.
     pub async fn write_until_backup(
         &self,
@@ -212,6 +217,12 @@ impl<R: Runtime> Scenario<'_, R> {
         let client = self.app_client(pod).await?;
         let deadline = at + chrono::Duration::from_std(patience).expect("small duration");
         let mut writes = 0usize;
+        let mut next_look = at;
+        // NB: the writes that matter are those around the backup; churning the app for the
+        // whole lead before it only burns the machine.
+        if let Ok(idle) = (at - CHURN_LEAD - Utc::now()).to_std() {
+            tokio::time::sleep(idle).await;
+        }
         loop {
             let path = format!("churn/{:02}.bin", writes % 20);
             let bytes = harness::dataset::pseudo_random_bytes(
@@ -221,6 +232,13 @@ impl<R: Runtime> Scenario<'_, R> {
             self.write_file_through_app(pod, &client, &path, &bytes)
                 .await?;
             writes += 1;
+            // NB: listing a store is costly (a git fetch); no backup can be taken before `at`.
+            let now = Utc::now();
+            if now < next_look {
+                tokio::time::sleep(WRITE_PERIOD).await;
+                continue;
+            }
+            next_look = now + STORE_LOOK_PERIOD;
             if let Some(backup) = self.backup_taken_since(at).await? {
                 let (id, taken) = (backup.id, backup.taken);
                 ensure!(

@@ -4,11 +4,14 @@ use std::path::Path;
 
 use harness::report::{Outcome, RunReport};
 
-/// Writes `report` under `dir`, prints its table, and fails listing every case whose outcome is
-/// not allowed (`Passed`, plus `Skipped` when `skips_allowed`). Returns how many passed.
+/// Writes `report` under `dir` (report.json, junit.xml, report.html), prints its table, tells
+/// GitHub Actions (annotations, job summary) when run there, and fails listing every case whose
+/// outcome is not allowed (`Passed`, plus `Skipped` when `skips_allowed`). Returns how many
+/// passed.
 pub fn write_and_expect_passed(report: &RunReport, dir: &Path, skips_allowed: bool) -> usize {
     report.write(dir).expect("the reports are written");
     println!("{}", report.summary_table());
+    scenarios::runner::publish_to_github(report, dir).expect("the job summary is written");
     let bad: Vec<String> = report
         .scenarios
         .iter()
