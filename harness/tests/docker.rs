@@ -451,12 +451,13 @@ async fn the_node_helper_tools_read_a_containers_environment_and_kill_it_by_id()
     let Some(_image) = image_or_skip(test).await else {
         return;
     };
+    // NB: any long-running container will do as the victim; the tools image's `hold` is one.
     let victim = Container::new("victim");
     victim
-        .start(
-            &["tool", "hold"],
+        .start_image(
+            &tools_image().await.tag,
+            &["hold"],
             &[("PHASECHECK_MARKER", "node-helper-test".to_owned())],
-            &[],
         )
         .await;
     assert!(victim.is_running().await, "{}", victim.logs().await);
@@ -706,6 +707,16 @@ impl Container {
     /// Starts `phasepod args…` in the background.
     async fn start(&self, args: &[&str], env: &[(&str, String)], mounts: &[String]) {
         let mut all = self.run_args(true, env, mounts);
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        docker_ok(&all).await;
+    }
+
+    /// Starts `image`'s entrypoint with `args…` in the background, set up as [`Self::start`]
+    /// sets up the reference image.
+    async fn start_image(&self, image: &str, args: &[&str], env: &[(&str, String)]) {
+        let mut all = self.run_args(true, env, &[]);
+        *all.last_mut().expect("the image ends the arguments") = image.to_owned();
         all.extend(args.iter().map(|a| (*a).to_owned()));
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         docker_ok(&all).await;
