@@ -361,12 +361,7 @@ async fn a_slowed_git_server_paces_a_clone() -> Result<()> {
     server.create_repo("backups").await?;
     let work = tempfile::tempdir()?;
     let authed = server.url_with_credentials("backups");
-    git_ok(work.path(), &["clone", &authed, "a"]).await?;
-    let a = work.path().join("a");
-    std::fs::write(a.join("f"), random_bytes(200_000))?;
-    git_ok(&a, &["add", "f"]).await?;
-    git_ok(&a, &["commit", "-m", "big"]).await?;
-    git_ok(&a, &["push", "origin", "HEAD:main"]).await?;
+    clone_commit_push(work.path(), &authed, "f", &random_bytes(200_000)).await?;
     server.slow_down(Some(Slowness {
         bytes_per_sec: 100_000,
         latency: Duration::ZERO,
@@ -465,6 +460,23 @@ async fn git_ok(dir: &Path, args: &[&str]) -> Result<Output> {
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(output)
+}
+
+/// Clones `authed` into `work/a`, commits `content` as `file` and pushes it to `main`; returns
+/// the clone.
+async fn clone_commit_push(
+    work: &Path,
+    authed: &str,
+    file: &str,
+    content: &[u8],
+) -> Result<PathBuf> {
+    git_ok(work, &["clone", authed, "a"]).await?;
+    let a = work.join("a");
+    std::fs::write(a.join(file), content)?;
+    git_ok(&a, &["add", file]).await?;
+    git_ok(&a, &["commit", "-m", file]).await?;
+    git_ok(&a, &["push", "origin", "HEAD:main"]).await?;
+    Ok(a)
 }
 
 fn stdout(output: &Output) -> String {
@@ -637,14 +649,9 @@ async fn git_server_accepts_a_push_of_several_megabytes() -> Result<()> {
     server.create_repo("large").await?;
     let work = tempfile::tempdir()?;
     let authed = server.url_with_credentials("large");
-    git_ok(work.path(), &["clone", &authed, "a"]).await?;
-    let a = work.path().join("a");
     let payload = random_bytes(6 * 1024 * 1024);
-    std::fs::write(a.join("blob.bin"), &payload)?;
-    git_ok(&a, &["add", "blob.bin"]).await?;
-    git_ok(&a, &["commit", "-m", "big"]).await?;
     // Larger than http.postBuffer: the pack goes up as a chunked request body.
-    git_ok(&a, &["push", "origin", "HEAD:main"]).await?;
+    clone_commit_push(work.path(), &authed, "blob.bin", &payload).await?;
 
     git_ok(work.path(), &["clone", &authed, "b"]).await?;
     assert!(std::fs::read(work.path().join("b/blob.bin"))? == payload);
@@ -657,12 +664,7 @@ async fn git_server_inflates_gzip_request_bodies_from_git_clients() -> Result<()
     server.create_repo("negotiation").await?;
     let work = tempfile::tempdir()?;
     let authed = server.url_with_credentials("negotiation");
-    git_ok(work.path(), &["clone", &authed, "a"]).await?;
-    let a = work.path().join("a");
-    std::fs::write(a.join("f"), "server side")?;
-    git_ok(&a, &["add", "f"]).await?;
-    git_ok(&a, &["commit", "-m", "server side"]).await?;
-    git_ok(&a, &["push", "origin", "HEAD:main"]).await?;
+    let a = clone_commit_push(work.path(), &authed, "f", b"server side").await?;
 
     // A repository with a long unrelated history: fetching sends many `have` lines, and git
     // gzips request bodies over 1 KiB.
@@ -787,12 +789,7 @@ async fn git_server_outage_refuses_connections_and_up_restores_the_same_url() ->
     server.create_repo("backups").await?;
     let work = tempfile::tempdir()?;
     let authed = server.url_with_credentials("backups");
-    git_ok(work.path(), &["clone", &authed, "a"]).await?;
-    let a = work.path().join("a");
-    std::fs::write(a.join("f"), "before")?;
-    git_ok(&a, &["add", "f"]).await?;
-    git_ok(&a, &["commit", "-m", "before"]).await?;
-    git_ok(&a, &["push", "origin", "HEAD:main"]).await?;
+    let a = clone_commit_push(work.path(), &authed, "f", b"before").await?;
     let mut open = TcpStream::connect(server.local_addr()).await?;
     keep_alive_exchange(&mut open, "/", None).await?;
 

@@ -27,6 +27,10 @@ const RESTORE_HELD: Duration = Duration::from_secs(15);
 const RECOVERY_WINDOW: Duration = Duration::from_secs(60);
 /// How long the store stays down past the scheduled time (MNT-3).
 const OUTAGE_PAST_SCHEDULE: Duration = Duration::from_secs(3);
+/// How long before the scheduled time the store goes down (MNT-3): late enough that a sidecar's
+/// start-up calls to the store (a `restic unlock` retries a refused store for ~12 s) are over, so
+/// the outage meets the scheduled backup and nothing else.
+const OUTAGE_BEFORE_SCHEDULE: Duration = Duration::from_secs(1);
 /// How far ahead schedules are set: time for the pod to start, even on a loaded machine.
 const SCHEDULE_LEAD: Duration = Duration::from_secs(15);
 
@@ -306,6 +310,8 @@ async fn mnt_3_store_outage<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let next = first + chrono::Duration::from_std(RECOVERY_WINDOW * 2).expect("small duration");
     let pod = s.deploy(Knobs::schedule(&[first, next])).await?;
     s.expect_maintenance_running_before(first).await?;
+    s.wait_until(first - chrono::Duration::from_std(OUTAGE_BEFORE_SCHEDULE).expect("small"))
+        .await;
     s.inject(Fault::StoreDown).await?;
     s.wait_until(first + chrono::Duration::from_std(OUTAGE_PAST_SCHEDULE).expect("small"))
         .await;
