@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod context;
 pub mod environment;
 pub mod outcome;
+pub mod plan;
 pub mod probe;
 pub mod progress;
 pub mod runner;

@@ -118,6 +118,7 @@ mod as_runtime;
 mod builder;
 mod container;
 mod error;
+mod group;
 mod images;
 mod kubelet;
 mod launch;
@@ -131,6 +132,7 @@ mod process;
 pub mod sandbox;
 mod security;
 mod spawn;
+mod teardown;
 mod validate;
 mod volumes;
 
@@ -141,7 +143,7 @@ pub use launch::Mount;
 pub use sandbox::{Isolation, launcher_main as sandbox_launcher};
 
 use apply::check_name;
-use namespace::{Namespace, NsPhase};
+use namespace::Namespace;
 use node::Node;
 use pod::{ContainerError, Pod};
 
@@ -547,140 +549,5 @@ impl LocalRuntime {
                 claim: claim.to_owned(),
                 known: state.claims.keys().cloned().collect(),
             })
-    }
-
-    /// Stops every pod of `ns` and keeps its files (volumes, logs) and its timelines for
-    /// inspection; no pod is replaced. [`Self::delete_namespace`] still removes it later; the
-    /// files outlive [`Self::shutdown`] and drop.
-    pub async fn stop_namespace(&self, ns: &str) {
-        let Ok(namespace) = self.namespace(ns) else {
-            return;
-        };
-        let pods: Vec<Arc<Pod>> = {
-            let mut state = namespace.lock();
-            state.phase = NsPhase::Stopped;
-            state.pods.values().cloned().collect()
-        };
-        for p in &pods {
-            p.request_termination(true);
-        }
-        if let Err(e) = self
-            .wait_gone(&pods, &format!("the pods of {ns} to stop"))
-            .await
-        {
-            tracing::warn!("{e}");
-        }
-    }
-
-    /// Kills everything in `ns` (SIGTERM, then SIGKILL after the grace period), waits, and
-    /// removes its directory.
-    pub async fn delete_namespace(&self, ns: &str) -> Result<()> {
-        let namespace = self
-            .namespaces
-            .lock()
-            .expect("runtime lock")
-            .remove(ns)
-            .ok_or_else(|| Error::NoNamespace { ns: ns.to_owned() })?;
-        let pods: Vec<Arc<Pod>> = {
-            let mut state = namespace.lock();
-            state.phase = NsPhase::Deleting;
-            state.pods.values().cloned().collect()
-        };
-        for p in &pods {
-            p.request_termination(false);
-        }
-        self.wait_gone(&pods, &format!("the pods of {ns} to stop"))
-            .await?;
-        remove_dir(&namespace.dir)
-    }
-
-    /// SIGKILLs every process of every namespace, waits until they are gone and removes the
-    /// files of every namespace not stopped with [`Self::stop_namespace`]. The runtime refuses
-    /// new work afterwards.
-    pub async fn shutdown(&self) {
-        self.node.procs.close_and_kill();
-        let namespaces: Vec<Arc<Namespace>> = self
-            .namespaces
-            .lock()
-            .expect("runtime lock")
-            .values()
-            .cloned()
-            .collect();
-        let mut pods = Vec::new();
-        for namespace in &namespaces {
-            let mut state = namespace.lock();
-            let keep = state.phase == NsPhase::Stopped;
-            if !keep {
-                state.phase = NsPhase::Deleting;
-            }
-            for p in state.pods.values() {
-                p.request_termination(keep);
-                pods.push(p.clone());
-            }
-        }
-        if let Err(e) = self.wait_gone(&pods, "every pod to stop").await {
-            tracing::warn!("{e}");
-        }
-        let mut map = self.namespaces.lock().expect("runtime lock");
-        for namespace in namespaces {
-            if namespace.lock().phase != NsPhase::Stopped {
-                let _ = remove_dir(&namespace.dir);
-                map.remove(&namespace.name);
-            }
-        }
-    }
-}
-
-impl LocalRuntime {
-    /// Kills every process at once (SIGKILL, no grace period) and removes the files of every
-    /// namespace not stopped with [`Self::stop_namespace`], and the runtime's own temporary
-    /// directory unless such a namespace is kept in it. Synchronous and best effort: what drop
-    /// does, for a program that must exit now (a second interrupt) and will not drop it.
-    pub fn abort(&self) {
-        self.node.procs.close_and_kill();
-        let mut kept = false;
-        if let Ok(namespaces) = self.namespaces.lock() {
-            for namespace in namespaces.values() {
-                let Some(state) = namespace.lock_for_drop() else {
-                    continue;
-                };
-                let keep = state.phase == NsPhase::Stopped;
-                kept |= keep;
-                for p in state.pods.values() {
-                    p.request_termination(keep);
-                }
-                drop(state);
-                if !keep {
-                    let _ = std::fs::remove_dir_all(&namespace.dir);
-                }
-            }
-        }
-        if let Ok(mut tempdir) = self.tempdir.lock()
-            && let Some(dir) = tempdir.take()
-        {
-            if kept {
-                let path = dir.keep();
-                tracing::info!("kept stopped namespaces under {}", path.display());
-            } else {
-                drop(dir);
-            }
-        }
-    }
-}
-
-impl Drop for LocalRuntime {
-    fn drop(&mut self) {
-        self.abort();
-    }
-}
-
-fn remove_dir(dir: &std::path::Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
-            what: "removing a namespace's directory".into(),
-            path: dir.to_owned(),
-            source: e,
-        }),
-        _ => Ok(()),
     }
 }

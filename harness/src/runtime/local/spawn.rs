@@ -7,8 +7,9 @@ use std::process::Stdio;
 
 use tokio::process::Child;
 
+use super::group::GroupGuard;
 use super::launch::Launch;
-use super::pod::{GroupGuard, Pod};
+use super::pod::Pod;
 use super::process::{Owner, Spawned};
 use super::sandbox::spec::{Ns, Process, Root, RootMount, Spec, Then};
 use super::sandbox::{Control, Sandboxes};

@@ -1,0 +1,294 @@
+//! Deploying: the storage, the workload and its knobs, starting and stopping it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use harness::report::{EventKind, PodTrace};
+use harness::runtime::PodInfo;
+use harness::runtime::Runtime;
+use harness::runtime::objects;
+use harness::subject::TemplateValues;
+use serde_json::{Value, json};
+
+use super::{Knobs, Scenario, part_of};
+use crate::outcome::{Check, Context, Failure};
+
+impl<'a, R: Runtime> Scenario<'a, R> {
+    /// Applies the endpoint ConfigMap, the credentials Secret and the subject's claims.
+    pub async fn prepare_storage(&mut self) -> Check {
+        if self.storage_applied {
+            return Ok(());
+        }
+        let mut docs = self.wiring_documents();
+        docs.extend(
+            self.docs
+                .iter()
+                .filter(|d| d["kind"] == "PersistentVolumeClaim")
+                .cloned(),
+        );
+        self.apply(docs).await?;
+        self.storage_applied = true;
+        Ok(())
+    }
+
+    /// Deploys the workload with `knobs` and waits until its pod is ready.
+    pub async fn deploy(&mut self, knobs: Knobs) -> Check<PodInfo> {
+        self.deploy_without_waiting(knobs).await?;
+        self.wait_ready().await
+    }
+
+    /// Deploys the workload with `knobs`, not waiting for anything.
+    pub async fn deploy_without_waiting(&mut self, knobs: Knobs) -> Check {
+        self.prepare_storage().await?;
+        if self.workload_applied {
+            return self.scale(1).await;
+        }
+        let docs: Vec<Value> = self
+            .docs
+            .iter()
+            .filter(|d| d["kind"] != "PersistentVolumeClaim")
+            .map(|d| self.with_knobs(d.clone(), &knobs))
+            .collect();
+        self.apply(docs).await?;
+        self.workload_applied = true;
+        Ok(())
+    }
+
+    /// Scales the workload to zero and waits until its pod is gone.
+    pub async fn stop_workload(&mut self) -> Check {
+        self.scale(0).await
+    }
+
+    /// Scales the workload back to one and waits until the pod is ready.
+    pub async fn start_workload(&mut self) -> Check<PodInfo> {
+        self.scale(1).await?;
+        self.wait_ready().await
+    }
+
+    pub(super) async fn scale(&self, replicas: u32) -> Check {
+        // NB: the pods scaled away are gone from the runtime afterwards; the report keeps
+        // their last timelines.
+        let retiring = if replicas == 0 {
+            self.remember_pods(None).await
+        } else {
+            Vec::new()
+        };
+        let at = Utc::now();
+        self.runtime()
+            .scale(&self.ns, self.workload_name(), replicas)
+            .await
+            .with_context(|| format!("scaling {} to {replicas}", self.workload_name()))?;
+        self.recorder.removed(&retiring, at);
+        Ok(())
+    }
+
+    /// Records the timelines of the namespace's pods (only `pod` when given) for the report;
+    /// returns their UIDs. Best effort: a pod the runtime cannot show is left out.
+    pub(super) async fn remember_pods(&self, pod: Option<&PodInfo>) -> Vec<String> {
+        let pods = match pod {
+            Some(pod) => vec![pod.clone()],
+            None => self.runtime().pods(&self.ns).await.unwrap_or_default(),
+        };
+        let mut uids = Vec::new();
+        for pod in pods {
+            if let Ok(timeline) = self.runtime().timeline(&self.ns, &pod.name).await {
+                self.recorder
+                    .pod(PodTrace::from_timeline(&timeline, Utc::now(), |name| {
+                        part_of(self.subject(), name)
+                    }));
+                uids.push(timeline.uid);
+            }
+        }
+        uids
+    }
+
+    /// At the end of the case: records the backups in the store that no step listed, if the
+    /// store answers within a few seconds.
+    pub(crate) async fn observe_store(&self) {
+        let list = self.store.list();
+        if let Ok(Ok(backups)) = tokio::time::timeout(Duration::from_secs(5), list).await {
+            self.recorder.listed(&backups);
+        }
+    }
+
+    /// Waits until the workload's pod is ready.
+    pub async fn wait_ready(&self) -> Check<PodInfo> {
+        match self
+            .runtime()
+            .wait_for_pod(
+                &self.ns,
+                self.workload_name(),
+                |p| p.ready,
+                self.env.timeouts.ready,
+            )
+            .await
+        {
+            Ok(pod) => {
+                self.recorder.event(Utc::now(), EventKind::Ready, &pod.name);
+                Ok(pod)
+            }
+            Err(e) => Err(Failure::violation(format!(
+                "the pod did not become ready: {e}"
+            ))),
+        }
+    }
+
+    /// Waits for a ready pod other than `old`.
+    pub async fn wait_replacement(&self, old: &PodInfo) -> Check<PodInfo> {
+        let old_uid = old.uid.clone();
+        let pod = self
+            .runtime()
+            .wait_for_pod(
+                &self.ns,
+                self.workload_name(),
+                move |p| p.ready && p.uid != old_uid,
+                self.env.timeouts.ready,
+            )
+            .await
+            .context("waiting for the replacement pod")?;
+        self.recorder.event(Utc::now(), EventKind::Ready, &pod.name);
+        Ok(pod)
+    }
+
+    pub(super) async fn apply(&self, docs: Vec<Value>) -> Check {
+        let objects = objects::parse_documents(docs, &self.subject().path)
+            .context("reading the manifests")?;
+        self.runtime()
+            .apply(&self.ns, objects)
+            .await
+            .context("applying the manifests")
+    }
+
+    /// The values of the profile's templates for this case's store.
+    pub(super) fn template_values(&self) -> TemplateValues {
+        let endpoint = self.store.endpoint_settings();
+        let creds = self.store.credentials();
+        let get =
+            |map: &BTreeMap<String, String>, key: &str| map.get(key).cloned().unwrap_or_default();
+        let s3_endpoint = get(&endpoint, "S3_ENDPOINT");
+        let s3_prefix = get(&endpoint, "S3_PREFIX");
+        let git_url = get(&endpoint, "GIT_URL");
+        let (user, password) = (get(&creds, "git-username"), get(&creds, "git-password"));
+        let auth_url = match git_url.split_once("://") {
+            Some((scheme, rest)) if !user.is_empty() => {
+                format!("{scheme}://{user}:{password}@{rest}")
+            }
+            _ => git_url.clone(),
+        };
+        TemplateValues::default()
+            .with(
+                "s3.host",
+                s3_endpoint.split_once("://").map_or("", |(_, h)| h),
+            )
+            .with("s3.endpoint", s3_endpoint.clone())
+            .with("s3.bucket", get(&endpoint, "S3_BUCKET"))
+            .with("prefix", s3_prefix.trim_end_matches('/'))
+            .with("s3.prefix", s3_prefix)
+            .with("s3.region", get(&endpoint, "S3_REGION"))
+            .with("s3.accessKeyId", get(&creds, "s3-access-key-id"))
+            .with("s3.secretAccessKey", get(&creds, "s3-secret-access-key"))
+            .with("git.url", git_url)
+            .with("git.authUrl", auth_url)
+            .with("git.branch", get(&endpoint, "GIT_BRANCH"))
+            .with("git.username", user)
+            .with("git.password", password)
+            .with("restic.password", self.restic_password.clone())
+            .with("namespace", self.ns.clone())
+    }
+
+    /// The ConfigMaps and Secrets the subject's wiring asks for, rendered for this case's store.
+    pub(super) fn wiring_documents(&self) -> Vec<Value> {
+        let Some(wiring) = self.subject().wiring(self.case.backend) else {
+            return Vec::new();
+        };
+        let values = self.template_values();
+        let render =
+            |data: &BTreeMap<String, harness::subject::Template>| -> BTreeMap<String, String> {
+                data.iter()
+                    .map(|(k, t)| (k.clone(), t.render(&values)))
+                    .collect()
+            };
+        let config_maps = wiring.config_maps.iter().map(|(name, data)| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": render(data)})
+        });
+        let secrets = wiring.secrets.iter().map(|(name, data)| {
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque", "stringData": render(data)})
+        });
+        config_maps.chain(secrets).collect()
+    }
+
+    /// Every credential value handed to the workload, for redaction and SEC-1.
+    pub(super) fn credential_values(&self) -> Vec<String> {
+        self.template_values().credentials()
+    }
+
+    /// The workload document with the backend, schedule and retention knobs set.
+    pub(super) fn with_knobs(&self, mut doc: Value, knobs: &Knobs) -> Value {
+        let profile = &self.subject().profile;
+        if doc["kind"] != profile.workload.kind.as_str()
+            || doc["metadata"]["name"] != profile.workload.name.as_str()
+        {
+            return doc;
+        }
+        let spec = if profile.workload.kind == "Pod" {
+            &mut doc["spec"]
+        } else {
+            &mut doc["spec"]["template"]["spec"]
+        };
+        let values = self.template_values();
+        let backend_env: BTreeMap<String, String> = self
+            .subject()
+            .wiring(self.case.backend)
+            .map(|w| {
+                w.env
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.render(&values)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut maintenance_env = backend_env.clone();
+        if !knobs.schedule.is_empty() {
+            let runat = knobs
+                .schedule
+                .iter()
+                .map(|t| t.format("%H:%M:%S").to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            maintenance_env.insert(profile.schedule.env.clone(), runat);
+        }
+        if let (Some(keep), Some(knob)) = (knobs.keep, &profile.retention) {
+            maintenance_env.insert(knob.env.clone(), keep.to_string());
+        }
+        for list in ["initContainers", "containers"] {
+            let Some(containers) = spec[list].as_array_mut() else {
+                continue;
+            };
+            for container in containers {
+                let name = container["name"].as_str().unwrap_or_default().to_owned();
+                if profile.containers.restore.contains(&name) {
+                    set_env(container, &backend_env);
+                }
+                if profile.containers.maintenance.contains(&name) {
+                    set_env(container, &maintenance_env);
+                }
+            }
+        }
+        doc
+    }
+}
+
+/// Sets (or replaces) env vars on a container document.
+fn set_env(container: &mut Value, vars: &BTreeMap<String, String>) {
+    if vars.is_empty() {
+        return;
+    }
+    if !container["env"].is_array() {
+        container["env"] = json!([]);
+    }
+    let env = container["env"].as_array_mut().expect("just made an array");
+    for (name, value) in vars {
+        env.retain(|e| e["name"] != name.as_str());
+        env.push(json!({"name": name, "value": value}));
+    }
+}

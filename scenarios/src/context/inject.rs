@@ -1,0 +1,190 @@
+//! Faults: injecting them and waiting for their effect.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use harness::faults::{self, Fault};
+use harness::report::EventKind;
+use harness::runtime::PodInfo;
+use harness::runtime::Runtime;
+
+use super::Scenario;
+use crate::ensure;
+use crate::outcome::{Check, Context};
+
+impl<'a, R: Runtime> Scenario<'a, R> {
+    /// Realises `fault` on this scenario's runtime and store, and records when it struck.
+    pub async fn inject(&mut self, fault: Fault) -> Check {
+        let what = fault.to_string();
+        let at = self.strike(fault).await?;
+        self.recorder.event(at, EventKind::Fault, what);
+        Ok(())
+    }
+
+    /// Realises `fault`; returns the moment its last step began (the strike itself, after any
+    /// preparation or wait).
+    pub(super) async fn strike(&mut self, fault: Fault) -> Check<DateTime<Utc>> {
+        let step = format!("fault `{fault}`");
+        let at = Utc::now();
+        match fault {
+            Fault::EmptyVolume => {
+                let empty = tempfile::tempdir().context("scratch directory")?;
+                let at = Utc::now();
+                self.write_volume(empty.path()).await.context(&step)?;
+                Ok(at)
+            }
+            Fault::CorruptVolume { mode } => {
+                let copy = self.read_volume().await?;
+                faults::corrupt_dataset(copy.path(), &self.subject().profile.data, mode)
+                    .context(&step)?;
+                let at = Utc::now();
+                self.write_volume(copy.path()).await.context(&step)?;
+                Ok(at)
+            }
+            Fault::CorruptLatestBackup => {
+                self.store.corrupt_latest().await.context(&step)?;
+                Ok(at)
+            }
+            Fault::DeleteLatestBackup => {
+                self.store.delete_latest().await.context(&step)?;
+                Ok(at)
+            }
+            Fault::StoreDown => {
+                self.store.down().await.context(&step)?;
+                Ok(at)
+            }
+            Fault::StoreUp => {
+                self.store.up().await.context(&step)?;
+                Ok(at)
+            }
+            Fault::SlowStore {
+                bytes_per_sec,
+                latency,
+            } => {
+                let slowness = harness::services::Slowness {
+                    bytes_per_sec,
+                    latency,
+                };
+                self.store.slow_down(Some(slowness)).context(&step)?;
+                Ok(at)
+            }
+            Fault::StoreFullSpeed => {
+                self.store.slow_down(None).context(&step)?;
+                Ok(at)
+            }
+            Fault::KillContainer { name } => {
+                let pod = self.current_pod().await?;
+                let at = Utc::now();
+                self.runtime()
+                    .kill_container(&self.ns, &pod.name, &name)
+                    .await
+                    .context(&step)?;
+                Ok(at)
+            }
+            Fault::DeletePod => {
+                let pod = self.current_pod().await?;
+                let uids = self.remember_pods(Some(&pod)).await;
+                let at = Utc::now();
+                self.runtime()
+                    .delete_pod(&self.ns, &pod.name)
+                    .await
+                    .context(&step)?;
+                self.recorder.removed(&uids, at);
+                Ok(at)
+            }
+            Fault::KillInitMidRestore => {
+                let pod = self
+                    .runtime()
+                    .wait_for_pod(
+                        &self.ns,
+                        self.workload_name(),
+                        |_| true,
+                        self.env.timeouts.ready,
+                    )
+                    .await
+                    .context(&step)?;
+                let restore = self.subject().profile.containers.restore[0].clone();
+                let name = restore.clone();
+                self.runtime()
+                    .wait_for_timeline(
+                        &self.ns,
+                        &pod.name,
+                        // NB: started, whether or not it still runs: a restore that already
+                        // finished is a missed strike the caller retries.
+                        move |t| !t.runs(&name).is_empty(),
+                        self.env.timeouts.ready,
+                    )
+                    .await
+                    .violation("waiting for the restore container to start")?;
+                self.wait_restore_under_way().await?;
+                let at = Utc::now();
+                self.runtime()
+                    .kill_container(&self.ns, &pod.name, &restore)
+                    .await
+                    .context(&step)?;
+                Ok(at)
+            }
+        }
+    }
+
+    /// Waits until the restore is under way, so a kill lands mid-way: it has written a few files
+    /// on the volume; without a claim to look at, it has downloaded [`RESTORE_PROGRESS_BYTES`]
+    /// (an embedded store counts them); without either, the start of the restore has to do.
+    pub(super) async fn wait_restore_under_way(&self) -> Check {
+        let baseline = self.store.bytes_sent();
+        if !self.data_on_claim() && baseline.is_none() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.data_on_claim() {
+                if self.volume_file_count(RESTORE_PROGRESS_FILES).await? >= RESTORE_PROGRESS_FILES {
+                    return Ok(());
+                }
+            } else if let Some((now, then)) = self.store.bytes_sent().zip(baseline)
+                && now.saturating_sub(then) >= RESTORE_PROGRESS_BYTES
+            {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the restore was not under way within 10 s (no {RESTORE_PROGRESS_FILES} files on \
+                 the volume, or {RESTORE_PROGRESS_BYTES} bytes from the store)"
+            );
+            // NB: no runtime offers a file-change feed for a claim; it is counted every 5 ms.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Whether a [`Fault::SlowStore`] paces this case's restores: the store is an embedded one
+    /// (it can be slowed) and the backend is S3, where a restore writes files as it downloads
+    /// them (a git restore fetches everything before it writes a file, so the store cannot pace
+    /// its writes).
+    pub fn store_paces_restores(&self) -> bool {
+        self.store_can_slow_down() && self.case.backend == harness::subject::Backend::S3
+    }
+
+    /// Whether the store can be slowed down ([`Fault::SlowStore`]): the embedded ones.
+    pub fn store_can_slow_down(&self) -> bool {
+        self.store.bytes_sent().is_some()
+    }
+
+    pub(super) async fn current_pod(&self) -> Check<PodInfo> {
+        self.runtime()
+            .wait_for_pod(
+                &self.ns,
+                self.workload_name(),
+                |_| true,
+                self.env.timeouts.ready,
+            )
+            .await
+            .context("finding the pod")
+    }
+}
+
+/// Files a restore must have written before [`Fault::KillInitMidRestore`] strikes.
+const RESTORE_PROGRESS_FILES: usize = 20;
+
+/// Bytes a restore must have downloaded before [`Fault::KillInitMidRestore`] strikes, when the
+/// store counts them.
+const RESTORE_PROGRESS_BYTES: u64 = 64 * 1024;

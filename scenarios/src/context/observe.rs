@@ -1,0 +1,189 @@
+//! Observations: pods, containers, timelines and what the app serves.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use harness::runtime::PodInfo;
+use harness::runtime::Runtime;
+use harness::runtime::timeline::Timeline;
+
+use super::Scenario;
+use crate::outcome::{Check, Context, Failure};
+use crate::{ensure, fail};
+
+impl<'a, R: Runtime> Scenario<'a, R> {
+    pub(super) async fn timeline(&self, pod: &str) -> Check<Timeline> {
+        self.runtime()
+            .timeline(&self.ns, pod)
+            .await
+            .context("reading the pod's timeline")
+    }
+
+    /// RUN-1's rule: every run-phase container's every start came after every restore container
+    /// last terminated with exit 0.
+    pub async fn expect_restore_finished_before_run(&self, pod: &str) -> Check {
+        let timeline = self.timeline(pod).await?;
+        let roles = &self.subject().profile.containers;
+        let mut restored_at = None;
+        for name in &roles.restore {
+            let runs = timeline.runs(name);
+            let Some(last) = runs.last() else {
+                fail!(
+                    "restore container `{name}` never ran\n{}",
+                    timeline.render()
+                );
+            };
+            ensure!(
+                last.exit_code == Some(0),
+                "restore container `{name}` did not end with exit 0\n{}",
+                timeline.render()
+            );
+            let finished = last.finished_at.expect("an exit code implies a finish");
+            restored_at = Some(restored_at.map_or(finished, |t: DateTime<Utc>| t.max(finished)));
+        }
+        let restored_at = restored_at.expect("at least one restore container");
+        for name in &roles.run {
+            for run in timeline.runs(name) {
+                ensure!(
+                    run.started_at >= restored_at,
+                    "run-phase container `{name}` started at {} before the restore finished at {restored_at}\n{}",
+                    run.started_at,
+                    timeline.render()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds while the store is down until the restore container has failed `n` times (within
+    /// the runtime's readiness timeout: a kubelet backs off between restarts), or until one
+    /// restore run has kept running for `window` (a restore that retries by itself, as restic
+    /// does, is as good as one that fails and is restarted).
+    pub async fn wait_restore_held(&self, n: usize, window: Duration) -> Check {
+        let pod = self.current_pod().await?;
+        let restore = self.subject().profile.containers.restore[0].clone();
+        // NB: a cluster keeps only the last two runs; every run before the first one shown
+        // failed too (a restore that succeeded would have ended the init phase).
+        let failures = {
+            let restore = restore.clone();
+            move |t: &Timeline| {
+                let runs = t.runs(&restore);
+                let lost = runs.first().map_or(0, |r| r.restart_count as usize);
+                lost + runs
+                    .iter()
+                    .filter(|r| r.exit_code.is_some_and(|c| c != 0))
+                    .count()
+            }
+        };
+        let deadline = Instant::now() + self.env.timeouts.ready;
+        let held_for = chrono::Duration::from_std(window).expect("small duration");
+        loop {
+            let failed_enough = failures.clone();
+            // NB: the timeline changes on every failure; between changes the clock decides
+            // whether a run has kept going long enough, so the watch wakes once a second.
+            let step = self
+                .runtime()
+                .wait_for_timeline(
+                    &self.ns,
+                    &pod.name,
+                    move |t| failed_enough(t) >= n,
+                    Duration::from_secs(1),
+                )
+                .await;
+            if step.is_ok() {
+                return Ok(());
+            }
+            let timeline = self.timeline(&pod.name).await?;
+            let last = timeline.runs(&restore).last().cloned();
+            if let Some(run) = &last {
+                if run.is_running() && Utc::now() - run.started_at >= held_for {
+                    return Ok(());
+                }
+                if run.exit_code == Some(0) {
+                    fail!(
+                        "the restore exited 0 while the store was down, so the run phase starts on data that did not come from the store\n{}",
+                        timeline.render()
+                    );
+                }
+            }
+            if Instant::now() >= deadline {
+                fail!(
+                    "the restore neither failed {n} time(s) nor kept trying for {window:?} while the store was down: it failed {} time(s) in {:?}\n{}",
+                    failures(&timeline),
+                    self.env.timeouts.ready,
+                    timeline.render()
+                );
+            }
+        }
+    }
+
+    /// The maintenance container's latest run started before `at`, its scheduled time: else the
+    /// machine was too slow for the schedule the scenario set, which says nothing about the
+    /// subject (an `error`, not a verdict).
+    pub async fn expect_maintenance_running_before(&self, at: DateTime<Utc>) -> Check {
+        let pod = self.current_pod().await?;
+        let timeline = self.timeline(&pod.name).await?;
+        let name = self.maintenance_container().to_owned();
+        match timeline.runs(&name).last() {
+            Some(run) if run.started_at < at => Ok(()),
+            Some(run) => Err(Failure::error(format!(
+                "the maintenance container `{name}` started at {}, after its scheduled time {at}: this machine is too slow for the scenario's schedule lead (no verdict)\n{}",
+                run.started_at,
+                timeline.render()
+            ))),
+            None => Err(Failure::error(format!(
+                "the maintenance container `{name}` has not started\n{}",
+                timeline.render()
+            ))),
+        }
+    }
+
+    /// No run-phase container has started in the pod.
+    pub async fn expect_run_phase_not_started(&self) -> Check {
+        let pod = self.current_pod().await?;
+        let timeline = self.timeline(&pod.name).await?;
+        for name in &self.subject().profile.containers.run {
+            ensure!(
+                timeline.runs(name).is_empty(),
+                "run-phase container `{name}` started although the restore never succeeded\n{}",
+                timeline.render()
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until the maintenance container has been restarted and runs again.
+    pub async fn wait_maintenance_restarted(&self, pod: &PodInfo) -> Check {
+        let name = self.maintenance_container().to_owned();
+        let restarted = move |t: &Timeline| {
+            let runs = t.runs(&name);
+            runs.len() >= 2 && runs.last().is_some_and(|r| r.is_running())
+        };
+        if let Err(e) = self
+            .runtime()
+            .wait_for_timeline(&self.ns, &pod.name, restarted, Duration::from_secs(15))
+            .await
+        {
+            let timeline = self.timeline(&pod.name).await?;
+            fail!(
+                "the maintenance container `{}` was not restarted after being killed ({e})\n{}",
+                self.maintenance_container(),
+                timeline.render()
+            );
+        }
+        Ok(())
+    }
+
+    /// Every run-phase container has run exactly once.
+    pub async fn expect_run_containers_never_restarted(&self, pod: &str) -> Check {
+        let timeline = self.timeline(pod).await?;
+        for name in &self.subject().profile.containers.run {
+            ensure!(
+                timeline.runs(name).len() == 1,
+                "run-phase container `{name}` was restarted\n{}",
+                timeline.render()
+            );
+        }
+        Ok(())
+    }
+}

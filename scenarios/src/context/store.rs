@@ -1,0 +1,183 @@
+//! The backup store: seeding, listing, waiting for and verifying backups.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Timelike, Utc};
+use harness::dataset::Dataset;
+use harness::formats::BackupInfo;
+use harness::runtime::Runtime;
+
+use super::{Scenario, completion_grace};
+use crate::outcome::{Check, Context};
+use crate::{ensure, fail};
+
+impl<'a, R: Runtime> Scenario<'a, R> {
+    /// Takes a backup of `dataset` into the scenario's store; returns its ID.
+    pub async fn seed_backup(&self, dataset: &Dataset) -> Check<String> {
+        let id = self.store.seed(dataset).await.context("seeding a backup")?;
+        self.seeded.lock().expect("not poisoned").push(id.clone());
+        self.recorder.seeded(&id);
+        Ok(id)
+    }
+
+    /// Seeds `datasets` (oldest first) as backups taken an hour apart, ending an hour ago.
+    /// Where the store allows it (not git, whose history is the order), they are created out
+    /// of order (for four: the third, the first, the newest, the second), so that a workload
+    /// that takes the newest upload, or the last listed, for the newest backup shows. Returns
+    /// their IDs, oldest first.
+    pub async fn seed_history(&self, datasets: &[Dataset]) -> Check<Vec<String>> {
+        let n = datasets.len();
+        let now = Utc::now();
+        let taken = |i: usize| now - chrono::Duration::hours((n - i) as i64);
+        let order: Vec<usize> = if self.case.backend != harness::subject::Backend::Git && n >= 3 {
+            [n - 2, 0, n - 1].into_iter().chain(1..n - 2).collect()
+        } else {
+            (0..n).collect()
+        };
+        let mut ids = vec![String::new(); n];
+        for i in order {
+            let info = self
+                .store
+                .seed_at(&datasets[i], Some(taken(i)))
+                .await
+                .context("seeding a backup")?;
+            self.seeded
+                .lock()
+                .expect("not poisoned")
+                .push(info.id.clone());
+            self.recorder.seeded(&info.id);
+            ids[i] = info.id;
+        }
+        Ok(ids)
+    }
+
+    /// Backup IDs in the store, newest first.
+    pub async fn backups(&self) -> Check<Vec<String>> {
+        Ok(self
+            .backup_infos()
+            .await?
+            .into_iter()
+            .map(|b| b.id)
+            .collect())
+    }
+
+    /// The backups in the store, newest first, with the time each was taken (as the format
+    /// lists them: phasepod's IDs, a files backup's name, a restic snapshot's time).
+    pub(super) async fn backup_infos(&self) -> Check<Vec<BackupInfo>> {
+        let backups = self.store.list().await.context("listing backups")?;
+        self.recorder.listed(&backups);
+        Ok(backups)
+    }
+
+    /// Restores backup `id` into a scratch directory, verifying every file.
+    pub async fn expect_backup_verifies(&self, id: &str) -> Check {
+        match self.store.verify(id).await {
+            Ok(_) => Ok(()),
+            // NB: a backup the subject made that does not verify is its violation; a store the
+            // harness cannot read is the harness's error.
+            Err(harness::backups::Error::Format(e)) if e.is_bad_backup() => {
+                fail!("{e}")
+            }
+            Err(e) => Err(e).with_context(|| format!("reading backup {id}")),
+        }
+    }
+
+    /// A whole second at least `lead` from now, for a schedule.
+    pub fn schedule_in(&self, lead: Duration) -> DateTime<Utc> {
+        let at = Utc::now() + chrono::Duration::from_std(lead).expect("small duration");
+        (at + chrono::Duration::seconds(1))
+            .with_nanosecond(0)
+            .expect("zero nanoseconds is valid")
+    }
+
+    /// Waits until the wall clock reaches `at` (a fault that must span a scheduled time).
+    pub async fn wait_until(&self, at: DateTime<Utc>) {
+        if let Ok(wait) = (at - Utc::now()).to_std() {
+            // NB: the condition is the clock itself: the store must stay down past `at`.
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Sleeps until half a second before `at` (the observation point for "none before it").
+    pub(super) async fn sleep_until_just_before(&self, at: DateTime<Utc>) {
+        let target = at - chrono::Duration::milliseconds(500);
+        if let Ok(wait) = (target - Utc::now()).to_std() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Just before `at`, the store holds no backup the workload took before `at` (backup IDs carry
+    /// the time they were taken, so a slow listing cannot blur the line; seeded ones do not
+    /// count).
+    pub async fn expect_no_backup_before(&self, at: DateTime<Utc>) -> Check {
+        self.sleep_until_just_before(at).await;
+        let seeded = self.seeded.lock().expect("not poisoned").clone();
+        let early: Vec<String> = self
+            .backup_infos()
+            .await?
+            .into_iter()
+            .filter(|b| b.taken < at)
+            .map(|b| b.id)
+            .filter(|id| !seeded.contains(id))
+            .collect();
+        ensure!(
+            early.is_empty(),
+            "backups taken before the scheduled time {at}: {early:?}"
+        );
+        Ok(())
+    }
+
+    /// The newest backup taken at or after `at`, if the store holds one.
+    pub async fn backup_taken_since(&self, at: DateTime<Utc>) -> Check<Option<BackupInfo>> {
+        let backups = self.backup_infos().await?;
+        Ok(backups
+            .into_iter()
+            .find(|b| b.taken >= at - chrono::Duration::milliseconds(1)))
+    }
+
+    /// Waits for a backup taken at or after `at` and no later than `at + tolerance`.
+    pub async fn wait_backup_after(&self, at: DateTime<Utc>, tolerance: Duration) -> Check<String> {
+        let deadline = at + chrono::Duration::from_std(tolerance).expect("small duration");
+        loop {
+            let backups = self.backup_infos().await?;
+            if let Some(backup) = backups
+                .iter()
+                .find(|b| b.taken >= at - chrono::Duration::milliseconds(1))
+            {
+                ensure!(
+                    backup.taken <= deadline,
+                    "backup {} was taken at {}, later than {at} + {tolerance:?}",
+                    backup.id,
+                    backup.taken
+                );
+                return Ok(backup.id.clone());
+            }
+            // NB: punctuality is judged by the time a backup was taken (its ID); one taken in
+            // time may still be uploading on a loaded machine.
+            let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
+            ensure!(
+                Utc::now() <= deadline + completion_grace(),
+                "no backup taken between {at} and {deadline}; backups: {ids:?}"
+            );
+            // NB: object stores and git remotes offer no change feed; listing every 200 ms is the watch.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the store holds at most `n` backups.
+    pub async fn wait_backup_count_at_most(&self, n: u32) -> Check {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ids = self.backups().await?;
+            if ids.len() <= n as usize {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} backups kept with KEEP={n}: {ids:?}",
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
