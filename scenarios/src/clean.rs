@@ -6,7 +6,7 @@
 //! nothing to clean.
 //!
 //! Such a directory belongs to the run whose process id and start time its [`OWNER_FILE`] names
-//! ([`claim_dir`]); it is removed only when that process is gone.
+//! ([`crate::workdir::claim_dir`]); it is removed only when that process is gone.
 //! Directories without that file (a runtime a test built, or an older phasecheck) are left alone
 //! and listed. The processes removed are those whose working directory or environment points
 //! into a removed directory; each is killed with its process group (a container's processes).
@@ -22,22 +22,8 @@ use nix::unistd::{Pid, getpgid};
 
 use crate::cluster::{CLUSTER_NAME, CONTEXT_ENV};
 use crate::note;
-use crate::runner::RuntimeKind;
-
-/// The file in a run's or a local runtime's directory naming the process that owns it: `<pid> <start time>`
-/// (the start time in clock ticks since boot, as in `/proc/<pid>/stat`).
-pub const OWNER_FILE: &str = "phasecheck-run.owner";
-
-/// The prefix of the local runtime's temporary directories.
-pub const LOCAL_PREFIX: &str = "phasecheck-local-";
-
-/// Marks `root` (a run's or a local runtime's directory) as this process's, for [`run`] to tell
-/// a live run's directory from a dead one's.
-pub fn claim_dir(root: &Path) -> std::io::Result<()> {
-    let pid = std::process::id();
-    let start = start_time(pid as i32).unwrap_or(0);
-    std::fs::write(root.join(OWNER_FILE), format!("{pid} {start}\n"))
-}
+use crate::plan::RuntimeKind;
+use crate::workdir::{LOCAL_PREFIX, OWNER_FILE, RUN_PREFIX, owner};
 
 /// Cleans up after phasecheck; returns the exit code: 0 clean, 1 something could not be
 /// removed, 2 the cluster `runtime` names explicitly cannot be reached (what can be reached is
@@ -117,7 +103,7 @@ fn clean_local() -> bool {
         .flatten()
         .filter(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with(LOCAL_PREFIX) || name.starts_with(crate::workdir::RUN_PREFIX)
+            name.starts_with(LOCAL_PREFIX) || name.starts_with(RUN_PREFIX)
         })
         .map(|e| e.path())
         .filter(|p| p.is_dir())
@@ -168,37 +154,6 @@ fn clean_local() -> bool {
         }
     }
     all
-}
-
-/// The run a local runtime directory belongs to.
-#[derive(Debug, PartialEq, Eq)]
-struct Owner {
-    pid: i32,
-    start: u64,
-}
-
-impl Owner {
-    /// Whether that process still runs (the same one: a recycled pid starts at another time).
-    fn alive(&self) -> bool {
-        start_time(self.pid).is_some_and(|start| start == self.start || self.start == 0)
-    }
-}
-
-fn owner(dir: &Path) -> Option<Owner> {
-    let text = std::fs::read_to_string(dir.join(OWNER_FILE)).ok()?;
-    let mut words = text.split_whitespace();
-    Some(Owner {
-        pid: words.next()?.parse().ok()?,
-        start: words.next()?.parse().ok()?,
-    })
-}
-
-/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat`, field 22).
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // NB: the command name (field 2) may hold spaces and parentheses; fields after it are plain.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// SIGKILLs the process group of every process whose working directory or environment points
@@ -286,24 +241,5 @@ async fn clean_containers() -> bool {
             note!("phasecheck: error: docker rm: {e}");
             false
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn this_process_is_alive_and_owns_what_it_claims() {
-        let dir = tempfile::tempdir().unwrap();
-        claim_dir(dir.path()).unwrap();
-        let me = owner(dir.path()).unwrap();
-        assert_eq!(me.pid, std::process::id() as i32);
-        assert!(me.alive());
-        let recycled = Owner {
-            pid: me.pid,
-            start: me.start + 1,
-        };
-        assert!(!recycled.alive(), "another start time is another process");
     }
 }

@@ -10,9 +10,10 @@ use harness::image::{ImageBuilder, ImageSpec};
 use harness::runtime::kube::KubeRuntime;
 use harness::subject::ImageSource;
 
-use crate::environment::{Environment, Timeouts};
+use crate::environment::Environment;
 use crate::note;
-use crate::runner::{Case, InputError, RunOptions, RuntimeKind, Services};
+use crate::plan::Timeouts;
+use crate::plan::{Case, InputError, RunOptions, RuntimeKind, Services};
 
 /// The kind cluster or minikube profile phasecheck creates and reuses.
 pub const CLUSTER_NAME: &str = "phasecheck";

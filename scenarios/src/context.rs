@@ -26,7 +26,7 @@ mod record;
 mod store;
 mod volume;
 use crate::outcome::{Check, Context};
-use crate::runner::Case;
+use crate::plan::Case;
 pub use record::Recorder;
 
 /// The subject's knobs for one deployment.

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::report::RunReport;
+use harness::report::{Outcome, ScenarioResult};
 use harness::services::containers::{ContainerSettings, ObjectStoreImage};
 use harness::services::external::ExternalServices;
 use harness::subject::{Backend, Subject};
 
 use crate::catalog::{self, Requirement};
-use crate::environment::Timeouts;
+use crate::stop::StopReason;
 
 /// Where the subjects run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -378,6 +379,72 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = &rest[unit..];
     }
     Ok(total)
+}
+
+/// How long cases and their pods may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The longest one case may take before it is failed.
+    pub case: Duration,
+    /// How long a pod may take to become ready (or to appear). No requirement judges how fast a
+    /// restore is, so this is a tolerance for busy machines, not a verdict on the workload.
+    pub ready: Duration,
+}
+
+impl Timeouts {
+    /// Pods as sandboxed host processes start in milliseconds, but a restore of four realistic
+    /// datasets while 32 other cases run on 2 cores has taken 30 s (CI).
+    pub const LOCAL: Timeouts = Timeouts {
+        case: Duration::from_secs(120),
+        ready: Duration::from_secs(90),
+    };
+    /// A cluster schedules, mounts and starts containers, and helper pods come and go.
+    pub const CLUSTER: Timeouts = Timeouts {
+        case: Duration::from_secs(300),
+        ready: Duration::from_secs(120),
+    };
+
+    /// These timeouts with `--timeout` as the case limit; a pod may then take up to three
+    /// quarters of it to become ready, so a readiness wait never outlives its case.
+    pub fn with_case(self, case: Option<Duration>) -> Timeouts {
+        match case {
+            None => self,
+            Some(case) => Timeouts {
+                case,
+                ready: case * 3 / 4,
+            },
+        }
+    }
+}
+
+/// The result of a run that never started because the run was stopped.
+pub(crate) fn not_started(case: &Case, iteration: u32, reason: &StopReason) -> ScenarioResult {
+    let mut result = result_of(
+        case,
+        Outcome::Interrupted,
+        Duration::ZERO,
+        format!("not started: the run was stopped ({reason})"),
+    );
+    result.iteration = iteration;
+    result
+}
+
+/// Outcome of a finished case as a report entry.
+pub(crate) fn result_of(
+    case: &Case,
+    outcome: Outcome,
+    duration: Duration,
+    message: String,
+) -> ScenarioResult {
+    ScenarioResult::new(
+        case.requirement.id,
+        case.requirement.name,
+        case.subject.name(),
+        case.backend.as_str(),
+        outcome,
+        duration,
+        message,
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use harness::report::ScenarioResult;
 
 use crate::note;
-use crate::runner::Case;
+use crate::plan::Case;
 
 /// How often the cases running longer than this are listed.
 pub const STILL_RUNNING_EVERY: Duration = Duration::from_secs(15);

@@ -26,6 +26,7 @@ use crate::term::{self, Stream};
 use crate::workdir::RunDir;
 use crate::{note, say};
 
+use crate::plan::not_started;
 pub use crate::plan::{
     Case, InputError, RunOptions, RuntimeKind, Services, check_report_dir, default_jobs,
     fixtures_dir, parse_duration, plan, reference_subjects,
@@ -120,18 +121,6 @@ pub async fn execute<R: Runtime>(
     };
     results.sort_by_key(|(index, _)| *index);
     results.into_iter().map(|(_, r)| r).collect()
-}
-
-/// The result of a run that never started because the run was stopped.
-pub(crate) fn not_started(case: &Case, iteration: u32, reason: &StopReason) -> ScenarioResult {
-    let mut result = result_of(
-        case,
-        Outcome::Interrupted,
-        Duration::ZERO,
-        format!("not started: the run was stopped ({reason})"),
-    );
-    result.iteration = iteration;
-    result
 }
 
 /// What a run of cases came to.
@@ -441,22 +430,4 @@ pub async fn run_report(options: &RunOptions) -> Result<RunReport, InputError> {
         finished,
         stop.reason(),
     ))
-}
-
-/// Outcome of a finished case as a report entry.
-pub(crate) fn result_of(
-    case: &Case,
-    outcome: Outcome,
-    duration: Duration,
-    message: String,
-) -> ScenarioResult {
-    ScenarioResult::new(
-        case.requirement.id,
-        case.requirement.name,
-        case.subject.name(),
-        case.backend.as_str(),
-        outcome,
-        duration,
-        message,
-    )
 }

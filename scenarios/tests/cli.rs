@@ -859,7 +859,7 @@ fn clean_removes_what_a_killed_run_left_behind() {
     // A live run's directory, and one no run claims, stay.
     let live = tmp.path().join("phasecheck-run-live");
     std::fs::create_dir(&live).unwrap();
-    scenarios::clean::claim_dir(&live).unwrap();
+    scenarios::workdir::claim_dir(&live).unwrap();
     let unclaimed = tmp.path().join("phasecheck-local-unclaimed");
     std::fs::create_dir(&unclaimed).unwrap();
 

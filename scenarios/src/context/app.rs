@@ -204,9 +204,9 @@ impl<R: Runtime> Scenario<'_, R> {
         ))
     }
 
-    /// Writes files through the app, one after another from [`CHURN_LEAD`] before `at`, until a
+    /// Writes files through the app, one after another from `CHURN_LEAD` (2 s) before `at`, until a
     /// backup taken at or after `at` is in the store (no later than `at + patience`; the store is
-    /// listed every [`STORE_LOOK_PERIOD`] from `at`); returns its ID and how many writes were
+    /// listed every `STORE_LOOK_PERIOD` (250 ms) from `at`); returns its ID and how many writes were
     /// made. The writes go on through the whole backup.
     pub async fn write_until_backup(
         &self,

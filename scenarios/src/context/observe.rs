@@ -8,8 +8,9 @@ use harness::runtime::Runtime;
 use harness::runtime::timeline::Timeline;
 
 use super::Scenario;
+use crate::fail;
 use crate::outcome::{Check, Context, Failure};
-use crate::{ensure, fail};
+use crate::rules;
 
 impl<'a, R: Runtime> Scenario<'a, R> {
     pub(super) async fn timeline(&self, pod: &str) -> Check<Timeline> {
@@ -19,40 +20,10 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .context("reading the pod's timeline")
     }
 
-    /// RUN-1's rule: every run-phase container's every start came after every restore container
-    /// last terminated with exit 0.
+    /// RUN-1's rule ([`rules::restore_finished_before_run`]) on `pod`'s timeline.
     pub async fn expect_restore_finished_before_run(&self, pod: &str) -> Check {
         let timeline = self.timeline(pod).await?;
-        let roles = &self.subject().profile.containers;
-        let mut restored_at = None;
-        for name in &roles.restore {
-            let runs = timeline.runs(name);
-            let Some(last) = runs.last() else {
-                fail!(
-                    "restore container `{name}` never ran\n{}",
-                    timeline.render()
-                );
-            };
-            ensure!(
-                last.exit_code == Some(0),
-                "restore container `{name}` did not end with exit 0\n{}",
-                timeline.render()
-            );
-            let finished = last.finished_at.expect("an exit code implies a finish");
-            restored_at = Some(restored_at.map_or(finished, |t: DateTime<Utc>| t.max(finished)));
-        }
-        let restored_at = restored_at.expect("at least one restore container");
-        for name in &roles.run {
-            for run in timeline.runs(name) {
-                ensure!(
-                    run.started_at >= restored_at,
-                    "run-phase container `{name}` started at {} before the restore finished at {restored_at}\n{}",
-                    run.started_at,
-                    timeline.render()
-                );
-            }
-        }
-        Ok(())
+        rules::restore_finished_before_run(&timeline, &self.subject().profile.containers)
     }
 
     /// Holds while the store is down until the restore container has failed `n` times (within
@@ -62,23 +33,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub async fn wait_restore_held(&self, n: usize, window: Duration) -> Check {
         let pod = self.current_pod().await?;
         let restore = self.subject().profile.containers.restore[0].clone();
-        // NB: a cluster keeps only the last two runs; every run before the first one shown
-        // failed too (a restore that succeeded would have ended the init phase).
-        let failures = {
-            let restore = restore.clone();
-            move |t: &Timeline| {
-                let runs = t.runs(&restore);
-                let lost = runs.first().map_or(0, |r| r.restart_count as usize);
-                lost + runs
-                    .iter()
-                    .filter(|r| r.exit_code.is_some_and(|c| c != 0))
-                    .count()
-            }
-        };
         let deadline = Instant::now() + self.env.timeouts.ready;
         let held_for = chrono::Duration::from_std(window).expect("small duration");
         loop {
-            let failed_enough = failures.clone();
             // NB: the timeline changes on every failure; between changes the clock decides
             // whether a run has kept going long enough, so the watch wakes once a second.
             let step = self
@@ -86,7 +43,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 .wait_for_timeline(
                     &self.ns,
                     &pod.name,
-                    move |t| failed_enough(t) >= n,
+                    rules::failed_at_least(&restore, n),
                     Duration::from_secs(1),
                 )
                 .await;
@@ -109,7 +66,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             if Instant::now() >= deadline {
                 fail!(
                     "the restore neither failed {n} time(s) nor kept trying for {window:?} while the store was down: it failed {} time(s) in {:?}\n{}",
-                    failures(&timeline),
+                    rules::failures(&timeline, &restore),
                     self.env.timeouts.ready,
                     timeline.render()
                 );
@@ -142,23 +99,12 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub async fn expect_run_phase_not_started(&self) -> Check {
         let pod = self.current_pod().await?;
         let timeline = self.timeline(&pod.name).await?;
-        for name in &self.subject().profile.containers.run {
-            ensure!(
-                timeline.runs(name).is_empty(),
-                "run-phase container `{name}` started although the restore never succeeded\n{}",
-                timeline.render()
-            );
-        }
-        Ok(())
+        rules::run_phase_not_started(&timeline, &self.subject().profile.containers)
     }
 
     /// Waits until the maintenance container has been restarted and runs again.
     pub async fn wait_maintenance_restarted(&self, pod: &PodInfo) -> Check {
-        let name = self.maintenance_container().to_owned();
-        let restarted = move |t: &Timeline| {
-            let runs = t.runs(&name);
-            runs.len() >= 2 && runs.last().is_some_and(|r| r.is_running())
-        };
+        let restarted = rules::restarted(self.maintenance_container());
         if let Err(e) = self
             .runtime()
             .wait_for_timeline(&self.ns, &pod.name, restarted, Duration::from_secs(15))
@@ -177,13 +123,6 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// Every run-phase container has run exactly once.
     pub async fn expect_run_containers_never_restarted(&self, pod: &str) -> Check {
         let timeline = self.timeline(pod).await?;
-        for name in &self.subject().profile.containers.run {
-            ensure!(
-                timeline.runs(name).len() == 1,
-                "run-phase container `{name}` was restarted\n{}",
-                timeline.render()
-            );
-        }
-        Ok(())
+        rules::run_containers_never_restarted(&timeline, &self.subject().profile.containers)
     }
 }

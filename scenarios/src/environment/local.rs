@@ -8,7 +8,7 @@ use harness::runtime::local::{ImageMap, LocalRuntime};
 use harness::subject::ImageSource;
 
 use super::Environment;
-use crate::runner::{Case, InputError, RunOptions};
+use crate::plan::{Case, InputError, RunOptions};
 
 impl Environment<LocalRuntime> {
     /// The embedded runtime with every subject's images mapped to host commands.
@@ -51,7 +51,7 @@ impl Environment<LocalRuntime> {
             .with_backoff(Duration::from_millis(200), Duration::from_secs(2))
             .build()
             .map_err(|e| InputError::Runtime(e.to_string()))?;
-        crate::clean::claim_dir(runtime.root()).map_err(|e| {
+        crate::workdir::claim_dir(runtime.root()).map_err(|e| {
             InputError::Runtime(format!("marking the local runtime's directory: {e}"))
         })?;
         let isolation = runtime.isolation().clone();
