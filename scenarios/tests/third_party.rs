@@ -5,7 +5,8 @@
 //!
 //! They need `git`, `bash`, `rclone` and `restic` on PATH and namespace sandboxes; without them
 //! the run reports the subjects `skipped` and this test prints `SKIPPED (…)` and passes, unless
-//! `PHASECHECK_REQUIRE_TOOLS=1` (CI) makes it fail.
+//! `PHASECHECK_REQUIRE_TOOLS=1` (CI) makes it fail. That skip is itself checked on a PATH
+//! without `restic` and `rclone`: the case is `skipped`, naming each program and how to install it.
 
 use std::collections::BTreeMap;
 
@@ -162,5 +163,60 @@ fn symbol(outcome: Outcome) -> &'static str {
         Outcome::Failed => "❌ failed",
         Outcome::NotApplicable => "➖ not applicable",
         other => other.as_str(),
+    }
+}
+
+/// A directory of links to every program on this PATH except `hidden`: the same machine without
+/// those programs installed.
+fn path_without(dir: &std::path::Path, hidden: &[&str]) -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for bin in std::env::split_paths(&path) {
+        for entry in std::fs::read_dir(&bin).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let link = dir.join(&name);
+            if hidden.iter().any(|h| name == **h) || link.exists() {
+                continue;
+            }
+            let _ = std::os::unix::fs::symlink(entry.path(), link);
+        }
+    }
+    dir.as_os_str().to_owned()
+}
+
+#[test]
+fn a_subject_whose_programs_are_missing_is_skipped_with_how_to_install_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let reports = tmp.path().join("reports");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_phasecheck"))
+        .args(["run", "--subject"])
+        .arg(root.join("fixtures/subjects/restic.yaml"))
+        .args(["--scenario", "INIT-1", "--report-dir"])
+        .arg(&reports)
+        .env("PATH", path_without(&bin, &["restic", "rclone"]))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "a skipped subject does not fail the run: {:?}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.join("report.json")).unwrap()).unwrap();
+    let case = &report["scenarios"][0];
+    assert_eq!(case["outcome"], "skipped", "{case}");
+    let message = case["message"].as_str().unwrap_or_default();
+    for needle in [
+        "`restic` (apt-get install -y --no-install-recommends restic)",
+        "`rclone` (apt-get install -y --no-install-recommends rclone)",
+    ] {
+        assert!(
+            message.contains(needle),
+            "`{needle}` missing from: {message}"
+        );
     }
 }
