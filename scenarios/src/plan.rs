@@ -1,7 +1,7 @@
 //! What `phasecheck run` is asked to do ([`RunOptions`]) and the cases it expands into
 //! ([`plan`]): every flag, profile, manifest and the report directory are checked here, before the
 //! first case starts; a bad one is an [`InputError`] (exit 2). Also each runtime's
-//! [`Timeouts`] and a case's entry in the report ([`result_of`], [`not_started`]).
+//! [`Timeouts`] and a case's entry in the report (`result_of`, `not_started`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
