@@ -12,8 +12,7 @@ use harness::services::containers::ContainerSettings;
 use harness::services::external::ExternalServices;
 
 use crate::note;
-pub use crate::plan::Timeouts;
-use crate::plan::{Case, InputError, RunOptions, Services};
+use crate::plan::{Case, InputError, RunOptions, Services, Timeouts};
 
 mod local;
 

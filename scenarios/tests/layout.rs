@@ -221,13 +221,13 @@ fn the_number_of_requirements_is_written_nowhere_but_in_the_catalog() {
                         b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
                     };
                     // NB: `Ipv4Addr::new(172, 18, 0, 1)` is an address, not a count.
+                    let digit = |c: char| c.is_ascii_digit();
                     let in_numbers = line[..at]
-                        .trim_end_matches(", ")
-                        .ends_with(|c: char| c.is_ascii_digit())
-                        && line[..at].ends_with(", ")
+                        .strip_suffix(", ")
+                        .is_some_and(|head| head.ends_with(digit))
                         || line[at + count.len()..]
                             .strip_prefix(", ")
-                            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+                            .is_some_and(|rest| rest.starts_with(digit));
                     if !part_of_more(before) && !part_of_more(after) && !in_numbers {
                         found.push(format!("{}:{}: {line}", path.display(), n + 1));
                     }
