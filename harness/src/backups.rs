@@ -69,6 +69,44 @@ pub const REPOSITORY: &str = "backups";
 /// The branch backups go to.
 pub const BRANCH: &str = "main";
 
+/// How often a store without a change feed is listed while a scenario waits on it.
+pub const POLL_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A store's changes since it was made ([`BackupStore::changes`]) or since the last
+/// [`StoreChanges::next`].
+#[derive(Debug)]
+pub struct StoreChanges(Option<tokio::sync::watch::Receiver<u64>>);
+
+impl StoreChanges {
+    /// Whether the store may hold something new since the last call, without waiting: a write
+    /// to it has ended since; always, for a store without a change feed.
+    pub fn take_change(&mut self) -> bool {
+        match &mut self.0 {
+            Some(feed) => {
+                let changed = feed.has_changed().unwrap_or(true);
+                feed.borrow_and_update();
+                changed
+            }
+            None => true,
+        }
+    }
+
+    /// Returns once the store may hold something new — a write to it has ended since the last
+    /// call, or [`POLL_PERIOD`] has passed for a store without a change feed — or after
+    /// `limit`, whichever comes first.
+    pub async fn next(&mut self, limit: std::time::Duration) {
+        match &mut self.0 {
+            Some(feed) => {
+                if let Ok(Err(_closed)) = tokio::time::timeout(limit, feed.changed()).await {
+                    // NB: the service is gone; the next listing reports it.
+                    tokio::time::sleep(limit.min(POLL_PERIOD)).await;
+                }
+            }
+            None => tokio::time::sleep(limit.min(POLL_PERIOD)).await,
+        }
+    }
+}
+
 enum Service {
     S3(EmbeddedObjectStore),
     Git(EmbeddedGitServer),
@@ -435,6 +473,17 @@ impl BackupStore {
             }
         }
         Ok(())
+    }
+
+    /// A feed of the store's changes, for waiting on what it will hold rather than listing it
+    /// on a timer: embedded services report each write that has ended; other stores are
+    /// listed every [`POLL_PERIOD`].
+    pub fn changes(&self) -> StoreChanges {
+        StoreChanges(match &self.service {
+            Service::S3(s) => Some(s.changes()),
+            Service::Git(g) => Some(g.changes()),
+            Service::Container(..) | Service::External(_) => None,
+        })
     }
 
     /// Bytes the store has sent to its clients, where it can tell (embedded stores).

@@ -377,6 +377,56 @@ async fn a_slowed_git_server_paces_a_clone() -> Result<()> {
 }
 
 #[tokio::test]
+async fn object_store_reports_each_write_on_its_change_feed_and_no_read() -> Result<()> {
+    let store = EmbeddedObjectStore::start().await?;
+    store.create_bucket("backups").await?;
+    let mut changes = store.changes();
+    let client = store.client();
+    client
+        .put_object()
+        .bucket("backups")
+        .key("k")
+        .body(ByteStream::from_static(b"v"))
+        .send()
+        .await?;
+    tokio::time::timeout(PROMPT, changes.changed())
+        .await
+        .context("no change reported for a PUT")??;
+    get_bytes(&client, "backups", "k").await?;
+    client.list_objects_v2().bucket("backups").send().await?;
+    ensure!(
+        !changes.has_changed()?,
+        "a GET or a listing was reported as a change"
+    );
+    client
+        .delete_object()
+        .bucket("backups")
+        .key("k")
+        .send()
+        .await?;
+    tokio::time::timeout(PROMPT, changes.changed())
+        .await
+        .context("no change reported for a DELETE")??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn git_server_reports_a_push_on_its_change_feed_and_no_fetch() -> Result<()> {
+    let server = EmbeddedGitServer::start().await?;
+    server.create_repo("backups").await?;
+    let mut changes = server.changes();
+    let work = tempfile::tempdir()?;
+    let authed = server.url_with_credentials("backups");
+    clone_commit_push(work.path(), &authed, "f", b"content").await?;
+    tokio::time::timeout(PROMPT, changes.changed())
+        .await
+        .context("no change reported for a push")??;
+    git_ok(work.path(), &["clone", &authed, "b"]).await?;
+    ensure!(!changes.has_changed()?, "a clone was reported as a change");
+    Ok(())
+}
+
+#[tokio::test]
 async fn object_store_drop_removes_the_data_dir_and_frees_the_port() -> Result<()> {
     let store = EmbeddedObjectStore::start().await?;
     store.create_bucket("backups").await?;

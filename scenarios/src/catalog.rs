@@ -76,6 +76,22 @@ pub struct Requirement {
     pub check: CheckId,
 }
 
+impl Requirement {
+    /// Whether its scenario spends most of its time waiting for a scheduled backup (the
+    /// schedule is set a lead ahead): such cases start first, so they wait while others work.
+    pub fn waits_on_schedule(&self) -> bool {
+        matches!(
+            self.check,
+            CheckId::OnSchedule
+                | CheckId::RoundTrip
+                | CheckId::StoreOutage
+                | CheckId::Retention
+                | CheckId::SidecarCrash
+                | CheckId::Consistent
+        )
+    }
+}
+
 /// Every requirement, in catalog order.
 pub const CATALOG: &[Requirement] = &[
     Requirement {

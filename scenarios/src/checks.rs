@@ -31,14 +31,13 @@ const OUTAGE_PAST_SCHEDULE: Duration = Duration::from_secs(3);
 /// start-up calls to the store (a `restic unlock` retries a refused store for ~12 s) are over, so
 /// the outage meets the scheduled backup and nothing else.
 const OUTAGE_BEFORE_SCHEDULE: Duration = Duration::from_secs(1);
-/// How far ahead schedules are set: time for the pod to start, even on a loaded machine.
-const SCHEDULE_LEAD: Duration = Duration::from_secs(15);
 
 impl<R: Runtime> Scenario<'_, R> {
-    /// A backup every 6 s for a minute from [`SCHEDULE_LEAD`] on, for scenarios that need one
-    /// backup after a step whose length a loaded machine decides (a large restore, writes).
+    /// A backup every 6 s for a minute from the runtime's schedule lead on, for scenarios that
+    /// need one backup after a step whose length a loaded machine decides (a large restore,
+    /// writes).
     fn backup_series(&self) -> Vec<chrono::DateTime<chrono::Utc>> {
-        let first = self.schedule_in(SCHEDULE_LEAD);
+        let first = self.schedule_ahead();
         (0..10)
             .map(|k| first + chrono::Duration::seconds(6 * k))
             .collect()
@@ -275,7 +274,7 @@ async fn sec_2_maint_read_only<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 
 /// MNT-1: a backup appears at the scheduled time within tolerance, and none before it.
 async fn mnt_1_on_schedule<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
-    let at = s.schedule_in(SCHEDULE_LEAD);
+    let at = s.schedule_ahead();
     s.deploy(Knobs::schedule(&[at])).await?;
     s.expect_maintenance_running_before(at).await?;
     s.expect_no_backup_before(at).await?;
@@ -306,7 +305,7 @@ async fn mnt_2_round_trip<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 async fn mnt_3_store_outage<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let earlier = Dataset::generated("earlier", 4, 2048);
     let earlier_id = s.seed_backup(&earlier).await?;
-    let first = s.schedule_in(SCHEDULE_LEAD);
+    let first = s.schedule_ahead();
     let next = first + chrono::Duration::from_std(RECOVERY_WINDOW * 2).expect("small duration");
     let pod = s.deploy(Knobs::schedule(&[first, next])).await?;
     s.expect_maintenance_running_before(first).await?;
@@ -338,7 +337,7 @@ async fn mnt_4_retention<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     for label in ["old-1", "old-2", "old-3"] {
         s.seed_backup(&Dataset::generated(label, 2, 512)).await?;
     }
-    let at = s.schedule_in(SCHEDULE_LEAD);
+    let at = s.schedule_ahead();
     let keep = 2;
     s.deploy(Knobs::schedule(&[at]).with_keep(keep)).await?;
     s.expect_maintenance_running_before(at).await?;
@@ -357,7 +356,7 @@ async fn mnt_5_sidecar_crash<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let served = Dataset::generated("served", 3, 1024);
     s.seed_backup(&served).await?;
     let probe_path = served.files.keys().next().expect("three files").clone();
-    let at = s.schedule_in(SCHEDULE_LEAD);
+    let at = s.schedule_ahead();
     let pod = s.deploy(Knobs::schedule(&[at])).await?;
     let availability = s.watch_availability(&pod, &probe_path).await?;
     s.inject(Fault::KillContainer {

@@ -1,7 +1,7 @@
 //! `phasecheck clean`: removes what killed runs left behind — on this host, the run directories
-//! (`$TMPDIR/phasecheck-run-*`, see [`crate::workdir`]) and local runtime directories
-//! (`$TMPDIR/phasecheck-local-*`) of runs that are gone, and the processes still working in
-//! them; in Docker, the store containers labelled `app.kubernetes.io/managed-by=phasecheck`;
+//! (`phasecheck-run-*` under `$TMPDIR`, `/dev/shm` or `/tmp`, see [`crate::workdir`]) and local
+//! runtime directories (`phasecheck-local-*`) of runs that are gone, and the processes still
+//! working in them; in Docker, the store containers labelled `app.kubernetes.io/managed-by=phasecheck`;
 //! on a cluster, the namespaces with that label. Creates nothing: a cluster that is not there has
 //! nothing to clean.
 //!
@@ -96,9 +96,10 @@ pub async fn clean_namespaces(kube: &KubeRuntime) -> Result<bool, harness::runti
 /// Removes the run and local runtime directories of runs that are gone, and the processes
 /// working in them; `false` when one could not be removed.
 fn clean_local() -> bool {
-    let tmp = std::env::temp_dir();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&tmp)
-        .into_iter()
+    let roots = crate::workdir::scratch_roots();
+    let mut dirs: Vec<PathBuf> = roots
+        .iter()
+        .flat_map(std::fs::read_dir)
         .flatten()
         .flatten()
         .filter(|e| {
@@ -120,7 +121,11 @@ fn clean_local() -> bool {
     note!(
         "phasecheck: {} director(y/ies) of runs that are gone under {}{}",
         dead.len(),
-        tmp.display(),
+        roots
+            .iter()
+            .map(|root| root.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" and "),
         if live > 0 {
             format!(" ({live} of running runs left alone)")
         } else {

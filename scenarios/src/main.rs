@@ -49,7 +49,9 @@ Environment:
   GITHUB_ACTIONS=true             (set by GitHub Actions) an ::error annotation per failed case
                                   on stdout, and the matrix appended to GITHUB_STEP_SUMMARY
   NO_COLOR                        set (non-empty): no colour even on a terminal
-  TMPDIR                          where the local runtime's pods keep their files";
+  TMPDIR                          where a run keeps its files (the local runtime's pods, the
+                                  embedded stores); unset: /dev/shm when it is a tmpfs with
+                                  4 GiB free, else /tmp";
 
 /// Conformance harness for phased pods: restore in init, run without credentials, scheduled backups.
 #[derive(Debug, Parser)]
@@ -77,8 +79,8 @@ enum Command {
         /// Backend(s) to run; default: every backend each subject declares.
         #[arg(long = "backend", value_name = "s3|git")]
         backends: Vec<Backend>,
-        /// Cases run at once, each in its own namespace (at least 1) [default: 8 per CPU core,
-        /// from 8 to 48]
+        /// Cases run at once, each in its own namespace (at least 1) [default: 16 per CPU core,
+        /// from 16 to 64]
         #[arg(long, value_name = "N")]
         jobs: Option<usize>,
         /// The longest one case may take, e.g. 90s, 5m, 1m30s; a case over it fails [default:
@@ -127,9 +129,9 @@ enum Command {
     },
     /// Remove what killed runs left behind: processes, files, store containers, namespaces.
     ///
-    /// On this host: the run directories ($TMPDIR/phasecheck-run-*) and local runtime
-    /// directories ($TMPDIR/phasecheck-local-*) of runs that are gone, and the processes still
-    /// working in them. In Docker: store containers labelled
+    /// On this host: the run directories (phasecheck-run-* under $TMPDIR, /dev/shm or /tmp) and
+    /// local runtime directories (phasecheck-local-*) of runs that are gone, and the processes
+    /// still working in them. In Docker: store containers labelled
     /// app.kubernetes.io/managed-by=phasecheck. On the cluster: namespaces so labelled. Never
     /// run it while a run uses the same cluster.
     Clean {

@@ -83,13 +83,18 @@ pub async fn execute<R: Runtime>(
         env.timeouts.case
     );
     // NB: repeats of one case are spread over the run, not bunched together, so one slow
-    // moment of the host does not hit every repeat; results come back in plan order.
-    let runs = (1..=repeat).flat_map(|iteration| {
-        cases.iter().enumerate().map(move |(i, case)| {
-            let index = i * repeat as usize + (iteration as usize - 1);
-            (index, case.clone(), iteration)
+    // moment of the host does not hit every repeat; cases that mostly wait on a schedule start
+    // first (stable otherwise), so their waiting overlaps the others' work; results come back
+    // in plan order.
+    let mut runs: Vec<_> = (1..=repeat)
+        .flat_map(|iteration| {
+            cases.iter().enumerate().map(move |(i, case)| {
+                let index = i * repeat as usize + (iteration as usize - 1);
+                (index, case.clone(), iteration)
+            })
         })
-    });
+        .collect();
+    runs.sort_by_key(|(_, case, iteration)| (*iteration, !case.requirement.waits_on_schedule()));
     let work = futures::stream::iter(runs)
         .map(|(index, case, iteration)| {
             let env = env.clone();
@@ -339,8 +344,9 @@ async fn run_cli_on(options: RunOptions, dry_run: bool) -> (ExitCode, Option<Run
         Ok(dir) => dir,
         Err(e) => {
             note!(
-                "phasecheck: error: cannot make the run's directory under {} (TMPDIR): {e}",
-                std::env::temp_dir().display()
+                "phasecheck: error: cannot make the run's directory under {} (set TMPDIR to \
+                 choose another): {e}",
+                crate::workdir::scratch_root().display()
             );
             return (ExitCode::from(2), None);
         }

@@ -1,4 +1,6 @@
-//! One directory per `phasecheck run` for every file the run makes: `$TMPDIR/phasecheck-run-*`.
+//! One directory per `phasecheck run` for every file the run makes: `<scratch>/phasecheck-run-*`,
+//! where `<scratch>` is `$TMPDIR` when it is set, else `/dev/shm` when it is a memory file system
+//! with room ([`scratch_root`]), else `/tmp`.
 //!
 //! The local runtime's pods, the embedded stores and their scratch space all make their files
 //! with `tempfile`; [`RunDir::create`] points `tempfile`'s default directory into the run's own
@@ -7,6 +9,53 @@
 //! directory holds what is left, and `phasecheck clean` can tell a live run's from a dead one's.
 
 use std::path::{Path, PathBuf};
+
+use nix::sys::statfs::{TMPFS_MAGIC, statfs};
+use nix::sys::statvfs::{FsFlags, statvfs};
+
+/// The memory file system run directories prefer when `TMPDIR` is not set.
+const MEMORY_SCRATCH: &str = "/dev/shm";
+/// How much room [`MEMORY_SCRATCH`] must have left for a run to use it: a full catalog run keeps
+/// well under 1 GiB there at its peak.
+const MEMORY_SCRATCH_MIN_FREE: u64 = 4 << 30;
+
+/// Where run directories go: `$TMPDIR` when it is set; otherwise `/dev/shm` when it is a tmpfs
+/// that allows programs to run and has 4 GiB free (a run creates and deletes tens of thousands of
+/// files, which a disk file system makes the run's largest CPU cost); otherwise `/tmp`.
+pub fn scratch_root() -> PathBuf {
+    if std::env::var_os("TMPDIR").is_some_and(|dir| !dir.is_empty()) {
+        return std::env::temp_dir();
+    }
+    let memory = Path::new(MEMORY_SCRATCH);
+    if memory_scratch_usable(memory) {
+        memory.to_owned()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Every directory a run of this host may have put its directory in, for `phasecheck clean`.
+pub fn scratch_roots() -> Vec<PathBuf> {
+    let mut roots = vec![std::env::temp_dir(), PathBuf::from(MEMORY_SCRATCH)];
+    roots.dedup();
+    roots
+}
+
+fn memory_scratch_usable(dir: &Path) -> bool {
+    let Ok(fs) = statfs(dir) else { return false };
+    let Ok(vfs) = statvfs(dir) else { return false };
+    let free = vfs.blocks_available().saturating_mul(vfs.fragment_size());
+    fs.filesystem_type() == TMPFS_MAGIC
+        && !vfs
+            .flags()
+            .intersects(FsFlags::ST_NOEXEC | FsFlags::ST_RDONLY)
+        && free >= MEMORY_SCRATCH_MIN_FREE
+        && nix::unistd::access(
+            dir,
+            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+        )
+        .is_ok()
+}
 
 /// The prefix of run directories.
 pub const RUN_PREFIX: &str = "phasecheck-run-";
@@ -65,12 +114,12 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Creates `$TMPDIR/phasecheck-run-*`, marks it as this process's, and makes it where every
-    /// `tempfile` of this process goes. Once per process.
+    /// Creates `phasecheck-run-*` under [`scratch_root`], marks it as this process's, and makes
+    /// it where every `tempfile` of this process goes. Once per process.
     pub fn create() -> std::io::Result<RunDir> {
         let path = tempfile::Builder::new()
             .prefix(RUN_PREFIX)
-            .tempdir_in(std::env::temp_dir())?
+            .tempdir_in(scratch_root())?
             .keep();
         claim_dir(&path)?;
         if let Err(other) = tempfile::env::override_temp_dir(&path) {

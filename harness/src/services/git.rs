@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tempfile::TempDir;
 
 use super::cgi::{self, CgiCommand, HttpBody, ProcessGroups, text_response};
+use super::changes::{CountedBody, WriteCounter};
 use super::net::{ServeFn, SwitchedListener};
 use super::{Error, Result, endpoint_for, random_token, remove_dir_patiently};
 
@@ -94,20 +95,38 @@ impl EmbeddedGitServerBuilder {
             })?;
         let root = dir.path().to_owned();
         let groups = Arc::new(ProcessGroups::default());
+        // NB: a bare program name with a PATH in the child's environment makes std fork the
+        // whole harness (page tables and all) per request instead of using posix_spawn.
+        let git = on_search_path(&self.git);
         let backend = Arc::new(Backend {
-            git: self.git.clone(),
+            git: git.clone(),
             root: root.clone(),
             username: username.clone(),
             password: password.clone(),
             groups: Arc::clone(&groups),
             path: search_path(),
         });
+        let writes = WriteCounter::new();
+        let counter = writes.clone();
         let serve: ServeFn = Arc::new(move |stream, peer| {
             let backend = Arc::clone(&backend);
+            let counter = counter.clone();
             Box::pin(async move {
-                let service = service_fn(move |request| {
+                let service = service_fn(move |request: Request<Incoming>| {
                     let backend = Arc::clone(&backend);
-                    async move { Ok::<_, Infallible>(backend.handle(request, peer).await) }
+                    let counter = counter.clone();
+                    let push = request.method() == Method::POST
+                        && request.uri().path().ends_with("/git-receive-pack");
+                    async move {
+                        let response = backend.handle(request, peer).await;
+                        Ok::<_, Infallible>(response.map(|body| {
+                            if push {
+                                counter.count_when_done(body)
+                            } else {
+                                CountedBody::uncounted(body)
+                            }
+                        }))
+                    }
                 });
                 let served = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -121,11 +140,12 @@ impl EmbeddedGitServerBuilder {
         tracing::debug!(addr = %listener.local_addr(), "embedded git server started");
         Ok(EmbeddedGitServer {
             listener,
+            writes,
             dir: Some(dir),
             root,
             username,
             password,
-            git: self.git,
+            git,
             groups,
         })
     }
@@ -138,6 +158,7 @@ impl EmbeddedGitServerBuilder {
 /// repositories.
 pub struct EmbeddedGitServer {
     listener: SwitchedListener,
+    writes: WriteCounter,
     dir: Option<TempDir>,
     root: PathBuf,
     username: String,
@@ -260,6 +281,12 @@ impl EmbeddedGitServer {
     /// How many `git http-backend` processes are running for requests right now.
     pub fn running_backends(&self) -> usize {
         self.groups.running()
+    }
+
+    /// Its change feed: the count goes up each time a push has ended (see the
+    /// [module docs](super)).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writes.subscribe()
     }
 
     /// Whether it is serving (not [`down`](Self::down)).
@@ -420,6 +447,18 @@ fn hermetic_git_env(home: &Path, path: OsString) -> Vec<(OsString, OsString)> {
         ("GIT_CONFIG_KEY_1".into(), "core.bigFileThreshold".into()),
         ("GIT_CONFIG_VALUE_1".into(), "1m".into()),
     ]
+}
+
+/// `program` as the path of the file it names on [`search_path`], unchanged when it holds a `/`
+/// or is not found there (spawning it then reports the problem).
+fn on_search_path(program: &Path) -> PathBuf {
+    if program.as_os_str().as_bytes().contains(&b'/') {
+        return program.to_owned();
+    }
+    std::env::split_paths(&search_path())
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| program.to_owned())
 }
 
 /// The `PATH` the server's `git` runs with: this process's.

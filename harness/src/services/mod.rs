@@ -52,6 +52,12 @@
 //! non-listening socket, so `up()` listens on the same address again and clients configured with
 //! the old endpoint just work.
 //!
+//! # Change feeds
+//!
+//! `changes()` on either service returns a [`tokio::sync::watch::Receiver`] whose count goes up
+//! each time a request that may have changed the store has ended (S3: any method but `GET` and
+//! `HEAD`; git: a push). Scenarios wait on it instead of listing the store on a timer.
+//!
 //! # Slow stores
 //!
 //! [`EmbeddedObjectStore::slow_down`] / [`EmbeddedGitServer::slow_down`] limit the bandwidth of
@@ -69,6 +75,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 
 mod cgi;
+mod changes;
 pub mod containers;
 pub mod external;
 mod git;

@@ -6,12 +6,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use http::{Method, Request};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tempfile::TempDir;
 
+use super::changes::{CountedBody, WriteCounter};
 use super::net::{ServeFn, SwitchedListener};
 use super::{Error, Result, endpoint_for, random_token, remove_dir_patiently};
 
@@ -90,11 +94,29 @@ impl EmbeddedObjectStoreBuilder {
             ));
             builder.build()
         };
+        let writes = WriteCounter::new();
+        let counter = writes.clone();
         let serve: ServeFn = Arc::new(move |stream, peer| {
             let service = service.clone();
+            let counter = counter.clone();
             Box::pin(async move {
+                let counted = service_fn(move |request: Request<Incoming>| {
+                    let writes = !matches!(*request.method(), Method::GET | Method::HEAD);
+                    let service = service.clone();
+                    let counter = counter.clone();
+                    async move {
+                        let response = service.call(request.map(s3s::Body::from)).await?;
+                        Ok::<_, s3s::HttpError>(response.map(|body| {
+                            if writes {
+                                counter.count_when_done(body)
+                            } else {
+                                CountedBody::uncounted(body)
+                            }
+                        }))
+                    }
+                });
                 let served = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
+                    .serve_connection(TokioIo::new(stream), counted)
                     .await;
                 if let Err(error) = served {
                     tracing::debug!(%peer, %error, "object store connection ended");
@@ -105,6 +127,7 @@ impl EmbeddedObjectStoreBuilder {
         tracing::debug!(addr = %listener.local_addr(), "embedded object store started");
         Ok(EmbeddedObjectStore {
             listener,
+            writes,
             dir: Some(dir),
             access_key_id,
             secret_access_key,
@@ -118,6 +141,7 @@ impl EmbeddedObjectStoreBuilder {
 /// Dropping it stops the server and removes the data.
 pub struct EmbeddedObjectStore {
     listener: SwitchedListener,
+    writes: WriteCounter,
     dir: Option<TempDir>,
     access_key_id: String,
     secret_access_key: String,
@@ -215,6 +239,12 @@ impl EmbeddedObjectStore {
                 source: Box::new(source),
             })?;
         Ok(())
+    }
+
+    /// Its change feed: the count goes up each time a request other than `GET` or `HEAD` has
+    /// ended (see the [module docs](super)).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writes.subscribe()
     }
 
     /// Whether it is serving (not [`down`](Self::down)).

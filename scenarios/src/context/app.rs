@@ -204,10 +204,10 @@ impl<R: Runtime> Scenario<'_, R> {
         ))
     }
 
-    /// Writes files through the app, one after another from `CHURN_LEAD` (2 s) before `at`, until a
-    /// backup taken at or after `at` is in the store (no later than `at + patience`; the store is
-    /// listed every `STORE_LOOK_PERIOD` (250 ms) from `at`); returns its ID and how many writes were
-    /// made. The writes go on through the whole backup.
+    /// Writes files through the app, one after another from `CHURN_LEAD` (2 s) before `at`, until
+    /// a backup taken at or after `at` is in the store (no later than `at + patience`; from `at`
+    /// on, the store is listed when it has changed, at most every `STORE_LOOK_PERIOD` (250 ms));
+    /// returns its ID and how many writes were made. The writes go on through the whole backup.
     pub async fn write_until_backup(
         &self,
         pod: &PodInfo,
@@ -218,6 +218,7 @@ impl<R: Runtime> Scenario<'_, R> {
         let deadline = at + chrono::Duration::from_std(patience).expect("small duration");
         let mut writes = 0usize;
         let mut next_look = at;
+        let mut changes = self.store.changes();
         // NB: the writes that matter are those around the backup; churning the app for the
         // whole lead before it only burns the machine.
         if let Ok(idle) = (at - CHURN_LEAD - Utc::now()).to_std() {
@@ -232,20 +233,19 @@ impl<R: Runtime> Scenario<'_, R> {
             self.write_file_through_app(pod, &client, &path, &bytes)
                 .await?;
             writes += 1;
-            // NB: listing a store is costly (a git fetch); no backup can be taken before `at`.
+            // NB: listing a store is costly (a git fetch); no backup can be taken before `at`,
+            // and none can have appeared unless the store changed.
             let now = Utc::now();
-            if now < next_look {
-                tokio::time::sleep(WRITE_PERIOD).await;
-                continue;
-            }
-            next_look = now + STORE_LOOK_PERIOD;
-            if let Some(backup) = self.backup_taken_since(at).await? {
-                let (id, taken) = (backup.id, backup.taken);
-                ensure!(
-                    taken <= deadline,
-                    "backup {id} was taken at {taken}, later than {at} + {patience:?}"
-                );
-                return Ok((id, writes));
+            if now >= next_look && changes.take_change() {
+                next_look = now + STORE_LOOK_PERIOD;
+                if let Some(backup) = self.backup_taken_since(at).await? {
+                    let (id, taken) = (backup.id, backup.taken);
+                    ensure!(
+                        taken <= deadline,
+                        "backup {id} was taken at {taken}, later than {at} + {patience:?}"
+                    );
+                    return Ok((id, writes));
+                }
             }
             tokio::time::sleep(WRITE_PERIOD).await;
             if Utc::now() > deadline + super::completion_grace() {

@@ -82,8 +82,10 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
     }
 
-    /// A whole second at least `lead` from now, for a schedule.
-    pub fn schedule_in(&self, lead: Duration) -> DateTime<Utc> {
+    /// A whole second at least the runtime's schedule lead ([`crate::plan::Timeouts`]) from
+    /// now, for a schedule.
+    pub fn schedule_ahead(&self) -> DateTime<Utc> {
+        let lead = self.env.timeouts.schedule_lead;
         let at = Utc::now() + chrono::Duration::from_std(lead).expect("small duration");
         (at + chrono::Duration::seconds(1))
             .with_nanosecond(0)
@@ -138,6 +140,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// Waits for a backup taken at or after `at` and no later than `at + tolerance`.
     pub async fn wait_backup_after(&self, at: DateTime<Utc>, tolerance: Duration) -> Check<String> {
         let deadline = at + chrono::Duration::from_std(tolerance).expect("small duration");
+        let mut changes = self.store.changes();
         loop {
             let backups = self.backup_infos().await?;
             if let Some(backup) = backups
@@ -155,29 +158,28 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             // NB: punctuality is judged by the time a backup was taken (its ID); one taken in
             // time may still be uploading on a loaded machine.
             let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
-            ensure!(
-                Utc::now() <= deadline + completion_grace(),
-                "no backup taken between {at} and {deadline}; backups: {ids:?}"
-            );
-            // NB: object stores and git remotes offer no change feed; listing every 200 ms is the watch.
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            let give_up = deadline + completion_grace();
+            let Ok(left) = (give_up - Utc::now()).to_std() else {
+                fail!("no backup taken between {at} and {deadline}; backups: {ids:?}");
+            };
+            // NB: listed once more when the time is up, for a backup whose upload just ended.
+            changes.next(left).await;
         }
     }
 
     /// Waits until the store holds at most `n` backups.
     pub async fn wait_backup_count_at_most(&self, n: u32) -> Check {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut changes = self.store.changes();
         loop {
             let ids = self.backups().await?;
             if ids.len() <= n as usize {
                 return Ok(());
             }
-            ensure!(
-                Instant::now() < deadline,
-                "{} backups kept with KEEP={n}: {ids:?}",
-                ids.len()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                fail!("{} backups kept with KEEP={n}: {ids:?}", ids.len());
+            };
+            changes.next(left).await;
         }
     }
 }
