@@ -885,6 +885,8 @@ spec:
             .unwrap()
             .contains("bye")
     );
+    // NB: a stopped namespace outlives shutdown (kept for inspection); this one is done with.
+    rt.delete_namespace("graceful").await.unwrap();
     rt.shutdown().await;
 }
 
