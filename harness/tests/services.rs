@@ -376,6 +376,14 @@ async fn a_slowed_git_server_paces_a_clone() -> Result<()> {
     Ok(())
 }
 
+/// Waits (at most [`PROMPT`]) for the next change on a service's change feed, after `what`.
+async fn next_change(changes: &mut tokio::sync::watch::Receiver<u64>, what: &str) -> Result<()> {
+    tokio::time::timeout(PROMPT, changes.changed())
+        .await
+        .with_context(|| format!("no change reported for {what}"))??;
+    Ok(())
+}
+
 #[tokio::test]
 async fn object_store_reports_each_write_on_its_change_feed_and_no_read() -> Result<()> {
     let store = EmbeddedObjectStore::start().await?;
@@ -389,9 +397,7 @@ async fn object_store_reports_each_write_on_its_change_feed_and_no_read() -> Res
         .body(ByteStream::from_static(b"v"))
         .send()
         .await?;
-    tokio::time::timeout(PROMPT, changes.changed())
-        .await
-        .context("no change reported for a PUT")??;
+    next_change(&mut changes, "a PUT").await?;
     get_bytes(&client, "backups", "k").await?;
     client.list_objects_v2().bucket("backups").send().await?;
     ensure!(
@@ -404,9 +410,7 @@ async fn object_store_reports_each_write_on_its_change_feed_and_no_read() -> Res
         .key("k")
         .send()
         .await?;
-    tokio::time::timeout(PROMPT, changes.changed())
-        .await
-        .context("no change reported for a DELETE")??;
+    next_change(&mut changes, "a DELETE").await?;
     Ok(())
 }
 
@@ -418,9 +422,7 @@ async fn git_server_reports_a_push_on_its_change_feed_and_no_fetch() -> Result<(
     let work = tempfile::tempdir()?;
     let authed = server.url_with_credentials("backups");
     clone_commit_push(work.path(), &authed, "f", b"content").await?;
-    tokio::time::timeout(PROMPT, changes.changed())
-        .await
-        .context("no change reported for a push")??;
+    next_change(&mut changes, "a push").await?;
     git_ok(work.path(), &["clone", &authed, "b"]).await?;
     ensure!(!changes.has_changed()?, "a clone was reported as a change");
     Ok(())

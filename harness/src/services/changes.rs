@@ -29,11 +29,12 @@ impl WriteCounter {
         self.count.subscribe()
     }
 
-    /// `body`, counted as one write once it is dropped (sent in full or abandoned).
-    pub(crate) fn count_when_done<B>(&self, body: B) -> CountedBody<B> {
+    /// The response body of a request: for a `write`, counted as one once it is dropped (sent
+    /// in full or abandoned); for a read, never.
+    pub(crate) fn response_body<B>(&self, body: B, write: bool) -> CountedBody<B> {
         CountedBody {
             body,
-            counter: Some(self.clone()),
+            counter: write.then(|| self.clone()),
         }
     }
 
@@ -46,16 +47,6 @@ impl WriteCounter {
 pub(crate) struct CountedBody<B> {
     body: B,
     counter: Option<WriteCounter>,
-}
-
-impl<B> CountedBody<B> {
-    /// `body`, not counted: the response to a read.
-    pub(crate) fn uncounted(body: B) -> Self {
-        Self {
-            body,
-            counter: None,
-        }
-    }
 }
 
 impl<B: Body + Unpin> Body for CountedBody<B> {
@@ -96,7 +87,10 @@ mod tests {
     async fn a_write_counts_once_its_body_is_gone_and_not_before() {
         let counter = WriteCounter::new();
         let mut changes = counter.subscribe();
-        let body = counter.count_when_done(Full::new(Bytes::from_static(b"ok")));
+        let read = counter.response_body(Full::new(Bytes::from_static(b"read")), false);
+        drop(read);
+        assert!(!changes.has_changed().unwrap(), "a read counted as a write");
+        let body = counter.response_body(Full::new(Bytes::from_static(b"ok")), true);
         assert!(
             !changes.has_changed().unwrap(),
             "counted before the response ended"

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use tempfile::TempDir;
 
 use super::cgi::{self, CgiCommand, HttpBody, ProcessGroups, text_response};
-use super::changes::{CountedBody, WriteCounter};
+use super::changes::WriteCounter;
 use super::net::{ServeFn, SwitchedListener};
 use super::{Error, Result, endpoint_for, random_token, remove_dir_patiently};
 
@@ -119,13 +119,7 @@ impl EmbeddedGitServerBuilder {
                         && request.uri().path().ends_with("/git-receive-pack");
                     async move {
                         let response = backend.handle(request, peer).await;
-                        Ok::<_, Infallible>(response.map(|body| {
-                            if push {
-                                counter.count_when_done(body)
-                            } else {
-                                CountedBody::uncounted(body)
-                            }
-                        }))
+                        Ok::<_, Infallible>(response.map(|body| counter.response_body(body, push)))
                     }
                 });
                 let served = http1::Builder::new()

@@ -15,7 +15,7 @@ use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tempfile::TempDir;
 
-use super::changes::{CountedBody, WriteCounter};
+use super::changes::WriteCounter;
 use super::net::{ServeFn, SwitchedListener};
 use super::{Error, Result, endpoint_for, random_token, remove_dir_patiently};
 
@@ -106,13 +106,9 @@ impl EmbeddedObjectStoreBuilder {
                     let counter = counter.clone();
                     async move {
                         let response = service.call(request.map(s3s::Body::from)).await?;
-                        Ok::<_, s3s::HttpError>(response.map(|body| {
-                            if writes {
-                                counter.count_when_done(body)
-                            } else {
-                                CountedBody::uncounted(body)
-                            }
-                        }))
+                        Ok::<_, s3s::HttpError>(
+                            response.map(|body| counter.response_body(body, writes)),
+                        )
                     }
                 });
                 let served = http1::Builder::new()
