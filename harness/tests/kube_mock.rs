@@ -4,9 +4,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::runtime::kube::{Error, KubeRuntime};
+use harness::runtime::Error;
+use harness::runtime::PodPhase;
+use harness::runtime::kube::KubeRuntime;
 use harness::runtime::objects::{Object, parse_manifests};
-use harness::runtime::{PodPhase, Runtime};
+use harness::runtime::prelude::*;
 use http::{Method, Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
@@ -130,8 +132,8 @@ async fn a_namespace_is_created_labelled_and_deleted_once_the_server_says_it_is_
         }
         _ => answer(500, status(500, "InternalError", "unexpected")),
     });
-    Runtime::create_namespace(&runtime, "pc-1").await.unwrap();
-    Runtime::delete_namespace(&runtime, "pc-1").await.unwrap();
+    runtime.create_namespace("pc-1").await.unwrap();
+    runtime.delete_namespace("pc-1").await.unwrap();
 
     let seen = seen.lock().unwrap();
     let created = seen[0].json();
@@ -161,9 +163,7 @@ async fn a_refused_namespace_deletion_is_an_error_not_a_silent_success() {
         ),
         _ => answer(500, status(500, "InternalError", "unexpected")),
     });
-    let err = Runtime::delete_namespace(&runtime, "pc-1")
-        .await
-        .unwrap_err();
+    let err = runtime.delete_namespace("pc-1").await.unwrap_err();
     assert!(matches!(err, Error::Api { .. }), "{err:?}");
     assert!(err.to_string().contains("delete namespace pc-1"), "{err}");
     assert!(
@@ -200,9 +200,7 @@ async fn a_namespace_stuck_terminating_times_out_naming_what_blocks_it() {
         _ => answer(500, status(500, "InternalError", "unexpected")),
     });
     let runtime = runtime.with_wait_timeout(Duration::from_millis(300));
-    let err = Runtime::delete_namespace(&runtime, "pc-1")
-        .await
-        .unwrap_err();
+    let err = runtime.delete_namespace("pc-1").await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains("finalizers remaining"), "{err}");
 }
@@ -230,7 +228,7 @@ async fn apply_sends_a_server_side_apply_patch_with_the_phasecheck_field_manager
     });
     let objects = parse_manifests(DEPLOYMENT, "d.yaml".as_ref()).unwrap();
     assert!(matches!(objects[0], Object::Deployment(_)));
-    Runtime::apply(&runtime, "pc-1", objects).await.unwrap();
+    runtime.apply("pc-1", objects).await.unwrap();
 
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1);
@@ -277,7 +275,7 @@ async fn the_store_is_made_reachable_by_a_selectorless_service_and_an_endpoint_s
         "172.18.0.1:40123".parse().unwrap(),
     );
     let objects = harness::runtime::objects::parse_documents(docs, "(store)".as_ref()).unwrap();
-    Runtime::apply(&runtime, "pc-1", objects).await.unwrap();
+    runtime.apply("pc-1", objects).await.unwrap();
 
     let seen = seen.lock().unwrap();
     let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == Method::PATCH).collect();
@@ -400,18 +398,18 @@ async fn waiting_for_readiness_follows_watch_events_from_initializing_to_ready()
         }
     });
     let phases = Mutex::new(Vec::new());
-    let pod = Runtime::wait_for_pod(
-        &runtime,
-        "pc-1",
-        "phasepod",
-        |p| {
-            phases.lock().unwrap().push(p.phase);
-            p.ready
-        },
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let pod = runtime
+        .wait_for_pod(
+            "pc-1",
+            "phasepod",
+            |p| {
+                phases.lock().unwrap().push(p.phase);
+                p.ready
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
     assert_eq!(pod.name, "phasepod-6c9d8b7f5-abcde");
     assert_eq!(pod.phase, PodPhase::Running);
     assert_eq!(pod.ip.to_string(), "10.244.0.7");
@@ -438,15 +436,10 @@ async fn a_pod_that_never_gets_ready_times_out_with_its_timeline() {
             )
         }
     });
-    let err = Runtime::wait_for_pod(
-        &runtime,
-        "pc-1",
-        "phasepod",
-        |p| p.ready,
-        Duration::from_millis(300),
-    )
-    .await
-    .unwrap_err();
+    let err = runtime
+        .wait_for_pod("pc-1", "phasepod", |p| p.ready, Duration::from_millis(300))
+        .await
+        .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("timed out"), "{message}");
     assert!(message.contains("restore"), "{message}");
@@ -576,9 +569,7 @@ async fn reading_a_claim_starts_a_root_helper_mounting_it_then_packs_it_through_
             answer(400, status(400, "BadRequest", "no upgrade in a mock"))
         }
     });
-    let err = Runtime::read_claim(&runtime, "pc-1", "data")
-        .await
-        .unwrap_err();
+    let err = runtime.read_claim("pc-1", "data").await.unwrap_err();
     assert!(
         err.to_string()
             .contains("exec in pc-1/phasecheck-claim-data"),
@@ -622,11 +613,13 @@ async fn killing_a_container_that_is_not_running_is_an_error_and_starts_no_helpe
             answer(500, status(500, "InternalError", "unexpected"))
         }
     });
-    let err = Runtime::kill_container(&runtime, "pc-1", "phasepod-6c9d8b7f5-abcde", "app")
+    let err = runtime
+        .kill_container("pc-1", "phasepod-6c9d8b7f5-abcde", "app")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not running"), "{err}");
-    let err = Runtime::kill_container(&runtime, "pc-1", "phasepod-6c9d8b7f5-abcde", "nope")
+    let err = runtime
+        .kill_container("pc-1", "phasepod-6c9d8b7f5-abcde", "nope")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NoContainer { .. }), "{err}");

@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::runtime::local::{Error, ImageMap, Isolation, LocalRuntime};
+use harness::runtime::Error;
+use harness::runtime::local::{ImageMap, Isolation, LocalRuntime};
 use harness::runtime::objects::parse_manifests;
+use harness::runtime::prelude::*;
 use harness::runtime::timeline::{ContainerRole, TerminationReason, Timeline};
 use harness::runtime::{ExecOutput, PodInfo, PodPhase};
 

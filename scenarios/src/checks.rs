@@ -13,25 +13,6 @@ use crate::context::{Knobs, Scenario};
 use crate::outcome::{Check, Context};
 use crate::{ensure, fail};
 
-/// How far after its scheduled time a backup may be taken: a workload may start a program or two
-/// and reach the store before it records its backup's time, on a busy machine.
-const SCHEDULE_TOLERANCE: Duration = Duration::from_secs(10);
-/// How long a scenario whose requirement is not punctuality (MNT-1 judges that) waits for a
-/// scheduled backup: a sidecar whose backup and prune take longer than the series' 6 s spacing
-/// falls behind its schedule, yet its backups still round-trip.
-const BACKUP_PATIENCE: Duration = Duration::from_secs(60);
-/// INIT-6: how long a restore that retries by itself (rather than failing) is watched while the
-/// store is down.
-const RESTORE_HELD: Duration = Duration::from_secs(15);
-/// How soon after the store's return a backup missed during an outage must be taken (MNT-3).
-const RECOVERY_WINDOW: Duration = Duration::from_secs(60);
-/// How long the store stays down past the scheduled time (MNT-3).
-const OUTAGE_PAST_SCHEDULE: Duration = Duration::from_secs(3);
-/// How long before the scheduled time the store goes down (MNT-3): late enough that a sidecar's
-/// start-up calls to the store (a `restic unlock` retries a refused store for ~12 s) are over, so
-/// the outage meets the scheduled backup and nothing else.
-const OUTAGE_BEFORE_SCHEDULE: Duration = Duration::from_secs(1);
-
 impl<R: Runtime> Scenario<'_, R> {
     /// A backup every 6 s for a minute from the runtime's schedule lead on, for scenarios that
     /// need one backup after a step whose length a loaded machine decides (a large restore,
@@ -157,7 +138,7 @@ async fn init_6_no_start_blind<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
         }
         s.inject(Fault::StoreDown).await?;
         s.deploy_without_waiting(Knobs::default()).await?;
-        s.wait_restore_held(2, RESTORE_HELD)
+        s.wait_restore_held(2, s.pacing().restore_held)
             .await
             .with_context(|| format!("{volume} volume"))?;
         s.expect_run_phase_not_started()
@@ -191,9 +172,10 @@ async fn init_7_atomic_restore<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
         );
     }
     if s.store_paces_restores() {
-        // NB: the store sends the backup no faster than in SLOW_RESTORE, so the kill lands
+        // NB: the store sends the backup no faster than in `Pacing::slow_restore`, so the kill lands
         // mid-restore on the first attempt however busy the machine: no race, no retry.
-        s.inject(slow_store_for(&backup, SLOW_RESTORE)).await?;
+        s.inject(slow_store_for(&backup, s.pacing().slow_restore))
+            .await?;
         s.deploy_without_waiting(Knobs::default()).await?;
         s.inject(Fault::KillInitMidRestore).await?;
         s.inject(Fault::StoreFullSpeed).await?;
@@ -219,12 +201,6 @@ async fn init_7_atomic_restore<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     s.expect_serves(&pod, &backup).await
 }
 
-/// The least time a slowed store takes to send INIT-7's backup.
-const SLOW_RESTORE: Duration = Duration::from_secs(8);
-
-/// The least time a slowed store takes to send RUN-1's backup.
-const SLOW_RUN_1_RESTORE: Duration = Duration::from_secs(2);
-
 /// A [`Fault::SlowStore`] under which sending `backup`'s bytes takes at least `at_least`.
 fn slow_store_for(backup: &Dataset, at_least: Duration) -> Fault {
     let bytes: usize = backup.files.values().map(Vec::len).sum();
@@ -241,7 +217,7 @@ async fn run_1_ordering<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let backup = Dataset::generated("backup", 40, 4096);
     s.seed_backup(&backup).await?;
     if s.store_can_slow_down() {
-        let mut slow = slow_store_for(&backup, SLOW_RUN_1_RESTORE);
+        let mut slow = slow_store_for(&backup, s.pacing().slow_run_1_restore);
         if let Fault::SlowStore { latency, .. } = &mut slow {
             *latency = Duration::from_millis(10);
         }
@@ -278,7 +254,9 @@ async fn mnt_1_on_schedule<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     s.deploy(Knobs::schedule(&[at])).await?;
     s.expect_maintenance_running_before(at).await?;
     s.expect_no_backup_before(at).await?;
-    let id = s.wait_backup_after(at, SCHEDULE_TOLERANCE).await?;
+    let id = s
+        .wait_backup_after(at, s.pacing().schedule_tolerance)
+        .await?;
     s.expect_backup_verifies(&id).await
 }
 
@@ -292,7 +270,7 @@ async fn mnt_2_round_trip<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let Some(&at) = times.iter().find(|t| **t > written_at) else {
         fail!("writing through the app took until {written_at}, past every scheduled backup");
     };
-    s.wait_backup_after(at, BACKUP_PATIENCE).await?;
+    s.wait_backup_after(at, s.pacing().backup_patience).await?;
     s.stop_workload().await?;
     s.inject(Fault::EmptyVolume).await?;
     let pod = s.start_workload().await?;
@@ -300,19 +278,21 @@ async fn mnt_2_round_trip<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
 }
 
 /// MNT-3: store down at backup time → the app keeps serving, earlier backups stay intact, and the
-/// missed backup is taken within [`RECOVERY_WINDOW`] of the store's return, before the next
-/// scheduled time (catalog v1.1: not only at the next scheduled time).
+/// missed backup is taken within the recovery window ([`crate::pacing::Pacing`]) of the store's
+/// return, before the next scheduled time (catalog v1.1: not only at the next scheduled time).
 async fn mnt_3_store_outage<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
+    let pacing = *s.pacing();
+    let span = |d: Duration| chrono::Duration::from_std(d).expect("a pacing length is small");
     let earlier = Dataset::generated("earlier", 4, 2048);
     let earlier_id = s.seed_backup(&earlier).await?;
     let first = s.schedule_ahead();
-    let next = first + chrono::Duration::from_std(RECOVERY_WINDOW * 2).expect("small duration");
+    let next = first + span(pacing.recovery_window * 2);
     let pod = s.deploy(Knobs::schedule(&[first, next])).await?;
     s.expect_maintenance_running_before(first).await?;
-    s.wait_until(first - chrono::Duration::from_std(OUTAGE_BEFORE_SCHEDULE).expect("small"))
+    s.wait_until(first - span(pacing.outage_before_schedule))
         .await;
     s.inject(Fault::StoreDown).await?;
-    s.wait_until(first + chrono::Duration::from_std(OUTAGE_PAST_SCHEDULE).expect("small"))
+    s.wait_until(first + span(pacing.outage_past_schedule))
         .await;
     s.expect_serves(&pod, &earlier)
         .await
@@ -322,7 +302,7 @@ async fn mnt_3_store_outage<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let id = s
         .wait_backup_after(
             first,
-            (back - first).to_std().unwrap_or_default() + RECOVERY_WINDOW,
+            (back - first).to_std().unwrap_or_default() + pacing.recovery_window,
         )
         .await
         .context("the backup missed during the outage")?;
@@ -341,7 +321,7 @@ async fn mnt_4_retention<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     let keep = 2;
     s.deploy(Knobs::schedule(&[at]).with_keep(keep)).await?;
     s.expect_maintenance_running_before(at).await?;
-    let newest = s.wait_backup_after(at, BACKUP_PATIENCE).await?;
+    let newest = s.wait_backup_after(at, s.pacing().backup_patience).await?;
     s.wait_backup_count_at_most(keep).await?;
     let kept = s.backups().await?;
     ensure!(
@@ -368,7 +348,9 @@ async fn mnt_5_sidecar_crash<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     s.expect_no_backup_before(at)
         .await
         .context("the restarted sidecar did not keep the schedule")?;
-    let id = s.wait_backup_after(at, SCHEDULE_TOLERANCE).await?;
+    let id = s
+        .wait_backup_after(at, s.pacing().schedule_tolerance)
+        .await?;
     let outages = availability.stop().await;
     ensure!(
         outages.is_empty(),
@@ -394,7 +376,9 @@ async fn mnt_6_consistent<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
             chrono::Utc::now()
         );
     };
-    let (id, writes) = s.write_until_backup(&pod, at, BACKUP_PATIENCE).await?;
+    let (id, writes) = s
+        .write_until_backup(&pod, at, s.pacing().backup_patience)
+        .await?;
     ensure!(
         writes > 1,
         "only {writes} write(s) through the app before the backup"

@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use harness::runtime::Namespaces;
 use harness::runtime::kube::{KubeRuntime, MANAGED_BY};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{Pid, getpgid};
@@ -72,7 +73,7 @@ pub async fn run(runtime: Option<RuntimeKind>) -> ExitCode {
 }
 
 /// Deletes every managed namespace; `Ok(false)` when one could not be deleted.
-pub async fn clean_namespaces(kube: &KubeRuntime) -> Result<bool, harness::runtime::kube::Error> {
+pub async fn clean_namespaces(kube: &KubeRuntime) -> Result<bool, harness::runtime::Error> {
     let namespaces = kube.managed_namespaces().await?;
     note!(
         "phasecheck: {} namespace(s) labelled {}={}",

@@ -12,6 +12,7 @@ use harness::subject::ImageSource;
 
 use crate::environment::Environment;
 use crate::note;
+use crate::pacing::Pacing;
 use crate::plan::Timeouts;
 use crate::plan::{Case, InputError, RunOptions, RuntimeKind, Services};
 
@@ -119,6 +120,7 @@ async fn connect(
     let env = Environment::new(runtime, name(options), options)
         .with_native_sidecars(native)
         .with_timeouts(Timeouts::CLUSTER)
+        .with_pacing(Pacing::CLUSTER)
         .with_container_network(docker_network(cluster.provider()));
     env.check_store_images(cases).await?;
     Ok(if external {

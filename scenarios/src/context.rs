@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use harness::backups::BackupStore;
 use harness::formats::FormatKind;
 use harness::report::Part;
-use harness::runtime::Runtime;
 use harness::runtime::objects;
+use harness::runtime::{Namespaced, Runtime};
 use harness::services::in_cluster;
 use harness::subject::{Layout, Subject};
 use serde_json::Value;
@@ -56,7 +56,8 @@ impl Knobs {
 pub struct Scenario<'a, R: Runtime> {
     env: &'a Environment<R>,
     case: &'a Case,
-    ns: String,
+    /// The case's namespace on the run's runtime.
+    ns: Namespaced<'a, R>,
     store: BackupStore,
     storage_applied: bool,
     workload_applied: bool,
@@ -127,7 +128,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         Ok(Scenario {
             env,
             case,
-            ns,
+            ns: env.runtime.namespace(&ns),
             store,
             storage_applied: false,
             workload_applied: false,
@@ -147,8 +148,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         &self.case.subject
     }
 
-    fn runtime(&self) -> &R {
-        &self.env.runtime
+    /// This runtime's wait lengths and fault sizes.
+    pub fn pacing(&self) -> &crate::pacing::Pacing {
+        &self.env.pacing
     }
 
     fn workload_name(&self) -> &str {
@@ -195,11 +197,6 @@ pub fn redact<'s>(text: &str, secrets: impl IntoIterator<Item = &'s String>) -> 
         }
     }
     out
-}
-
-/// How long a backup taken in time may take to land in the store.
-pub(crate) fn completion_grace() -> chrono::Duration {
-    chrono::Duration::seconds(10)
 }
 
 fn find_container<'v>(spec: &'v Value, name: &str) -> Option<&'v Value> {

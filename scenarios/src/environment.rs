@@ -12,6 +12,7 @@ use harness::services::containers::ContainerSettings;
 use harness::services::external::ExternalServices;
 
 use crate::note;
+use crate::pacing::Pacing;
 use crate::plan::{Case, InputError, RunOptions, Services, Timeouts};
 
 mod local;
@@ -40,6 +41,8 @@ pub struct Environment<R> {
     pub(crate) containers: Option<ContainerSettings>,
     /// How long cases and pods may take.
     pub(crate) timeouts: Timeouts,
+    /// Every other wait length and fault size on this runtime.
+    pub(crate) pacing: Pacing,
     /// `--timeout`: the case timeout whatever the runtime's default.
     pub(crate) case_timeout: Option<Duration>,
     /// Namespaces of cases under way: what an interrupted run must still remove.
@@ -71,6 +74,7 @@ impl<R: Runtime> Environment<R> {
                 _ => None,
             },
             timeouts: Timeouts::LOCAL.with_case(options.timeout),
+            pacing: Pacing::LOCAL,
             case_timeout: options.timeout,
             live: Default::default(),
             kept: Default::default(),
@@ -88,6 +92,12 @@ impl<R: Runtime> Environment<R> {
     /// Cases and pods may take this long (a `--timeout` still wins for cases).
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts.with_case(self.case_timeout);
+        self
+    }
+
+    /// Scenarios pace their waits and size their faults so on this runtime.
+    pub fn with_pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = pacing;
         self
     }
 

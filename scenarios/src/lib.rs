@@ -9,6 +9,7 @@ pub mod context;
 pub mod environment;
 pub mod lifecycle;
 pub mod outcome;
+pub mod pacing;
 pub mod plan;
 pub mod probe;
 pub mod progress;

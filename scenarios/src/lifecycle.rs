@@ -252,7 +252,8 @@ impl<R: Runtime> Environment<R> {
     async fn case_timeline(&self, case: &Case, ns: &str) -> (String, Vec<PodTrace>) {
         let mut out = format!("namespace {ns} on the {} runtime\n", self.runtime_name);
         let mut traces = Vec::new();
-        let pods = match self.runtime.pods(ns).await {
+        let namespace = self.runtime.namespace(ns);
+        let pods = match namespace.pods().await {
             Ok(pods) => pods,
             Err(e) => {
                 let _ = writeln!(out, "(pods unknown: {e})");
@@ -263,7 +264,7 @@ impl<R: Runtime> Environment<R> {
             out.push_str("(no pod)\n");
         }
         for pod in pods {
-            match self.runtime.timeline(ns, &pod.name).await {
+            match namespace.timeline(&pod.name).await {
                 Ok(timeline) => {
                     out.push_str(&timeline.render());
                     traces.push(PodTrace::from_timeline(&timeline, Utc::now(), |name| {

@@ -392,26 +392,19 @@ pub struct Timeouts {
     /// How long a pod may take to become ready (or to appear). No requirement judges how fast a
     /// restore is, so this is a tolerance for busy machines, not a verdict on the workload.
     pub ready: Duration,
-    /// How far ahead the scheduled-backup scenarios set a schedule: time for the pod to start
-    /// and its maintenance container to read the schedule. A maintenance container that starts
-    /// later than its schedule makes the case an `error` (no verdict), never a failure.
-    pub schedule_lead: Duration,
 }
 
 impl Timeouts {
     /// Pods as sandboxed host processes start in milliseconds, but a restore of four realistic
-    /// datasets while 32 other cases run on 2 cores has taken 30 s (CI). A schedule lead of
-    /// 6 s was too short for the restic subject (its restore alone takes 5 s under load).
+    /// datasets while 32 other cases run on 2 cores has taken 30 s (CI).
     pub const LOCAL: Timeouts = Timeouts {
         case: Duration::from_secs(120),
         ready: Duration::from_secs(90),
-        schedule_lead: Duration::from_secs(15),
     };
     /// A cluster schedules, mounts and starts containers, and helper pods come and go.
     pub const CLUSTER: Timeouts = Timeouts {
         case: Duration::from_secs(300),
         ready: Duration::from_secs(120),
-        schedule_lead: Duration::from_secs(15),
     };
 
     /// These timeouts with `--timeout` as the case limit; a pod may then take up to three
@@ -422,7 +415,6 @@ impl Timeouts {
             Some(case) => Timeouts {
                 case,
                 ready: case * 3 / 4,
-                ..self
             },
         }
     }

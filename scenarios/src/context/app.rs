@@ -12,27 +12,16 @@ use harness::runtime::{PodInfo, Runtime};
 use harness::subject::{AppAccess, AppRequest, Layout};
 
 use super::Scenario;
+use super::store::chrono_of;
 use crate::outcome::{Check, Context, Failure};
 use crate::probe::BackgroundProbe;
 use crate::{ensure, fail};
 
-/// How often the availability probe asks the app.
-const AVAILABILITY_PERIOD: Duration = Duration::from_millis(100);
-/// The pause between two writes of [`Scenario::write_until_backup`]: an app under steady
-/// writes, not a tight loop that starves the machine.
-const WRITE_PERIOD: Duration = Duration::from_millis(25);
-/// How long before the backup is due [`Scenario::write_until_backup`] starts writing.
-const CHURN_LEAD: chrono::Duration = chrono::Duration::seconds(2);
-/// How often [`Scenario::write_until_backup`] lists the store once the backup is due.
-const STORE_LOOK_PERIOD: chrono::Duration = chrono::Duration::milliseconds(250);
-/// How long one availability request may take before it counts as an interruption.
-const AVAILABILITY_TIMEOUT: Duration = Duration::from_secs(2);
-
 impl<R: Runtime> Scenario<'_, R> {
     async fn app_client(&self, pod: &PodInfo) -> Check<AppClient> {
         let addr = self
-            .runtime()
-            .reach(&self.ns, pod, self.subject().profile.app.port)
+            .ns
+            .reach(pod, self.subject().profile.app.port)
             .await
             .context("reaching the app's port")?;
         Ok(AppClient::new(addr))
@@ -97,8 +86,8 @@ impl<R: Runtime> Scenario<'_, R> {
     async fn exec_in_app(&self, pod: &PodInfo, argv: &[String]) -> Check<String> {
         let container = &self.subject().profile.app.container;
         let out = self
-            .runtime()
-            .exec(&self.ns, &pod.name, container, argv)
+            .ns
+            .exec(&pod.name, container, argv)
             .await
             .context("exec in the app container")?;
         ensure!(
@@ -164,14 +153,12 @@ impl<R: Runtime> Scenario<'_, R> {
         })
     }
 
-    /// Asks the app every 100 ms in the background until stopped, recording every failed or
+    /// Asks the app every [`Pacing::availability_every`](crate::pacing::Pacing::availability_every) in the background until stopped, recording every failed or
     /// slow answer: a read of `path` through HTTP when the app reads over HTTP, else a TCP
     /// connection to its port.
     pub async fn watch_availability(&self, pod: &PodInfo, path: &str) -> Check<BackgroundProbe> {
-        let client = self
-            .app_client(pod)
-            .await?
-            .with_timeout(AVAILABILITY_TIMEOUT);
+        let answer = self.pacing().answer;
+        let client = self.app_client(pod).await?.with_timeout(answer);
         let target = match &self.subject().profile.app.read {
             Some(read @ AppAccess::HttpGet(_)) => match read.for_file(path, None) {
                 AppRequest::Http(target) | AppRequest::Webdav(target) => Some(target),
@@ -190,23 +177,24 @@ impl<R: Runtime> Scenario<'_, R> {
                             .map(drop)
                             .map_err(|e| e.to_string()),
                         None => tokio::time::timeout(
-                            AVAILABILITY_TIMEOUT,
+                            answer,
                             tokio::net::TcpStream::connect(client.addr()),
                         )
                         .await
-                        .map_err(|_| "no connection within 2 s".to_owned())?
+                        .map_err(|_| format!("no connection within {answer:?}"))?
                         .map(drop)
                         .map_err(|e| e.to_string()),
                     }
                 }
             },
-            AVAILABILITY_PERIOD,
+            self.pacing().availability_every,
         ))
     }
 
-    /// Writes files through the app, one after another from `CHURN_LEAD` (2 s) before `at`, until
-    /// a backup taken at or after `at` is in the store (no later than `at + patience`; from `at`
-    /// on, the store is listed when it has changed, at most every `STORE_LOOK_PERIOD` (250 ms));
+    /// Writes files through the app, one after another from [`Pacing::churn_lead`](crate::pacing::Pacing::churn_lead) before `at`,
+    /// until a backup taken at or after `at` is in the store (no later than `at + patience`; from
+    /// `at` on, the store is listed when it has changed, at most every
+    /// [`Pacing::store_look_every`](crate::pacing::Pacing::store_look_every));
     /// returns its ID and how many writes were made. The writes go on through the whole backup.
     pub async fn write_until_backup(
         &self,
@@ -221,7 +209,8 @@ impl<R: Runtime> Scenario<'_, R> {
         let mut changes = self.store.changes();
         // NB: the writes that matter are those around the backup; churning the app for the
         // whole lead before it only burns the machine.
-        if let Ok(idle) = (at - CHURN_LEAD - Utc::now()).to_std() {
+        let pacing = *self.pacing();
+        if let Ok(idle) = (at - chrono_of(pacing.churn_lead) - Utc::now()).to_std() {
             tokio::time::sleep(idle).await;
         }
         loop {
@@ -237,7 +226,7 @@ impl<R: Runtime> Scenario<'_, R> {
             // and none can have appeared unless the store changed.
             let now = Utc::now();
             if now >= next_look && changes.take_change() {
-                next_look = now + STORE_LOOK_PERIOD;
+                next_look = now + chrono_of(pacing.store_look_every);
                 if let Some(backup) = self.backup_taken_since(at).await? {
                     let (id, taken) = (backup.id, backup.taken);
                     ensure!(
@@ -247,8 +236,8 @@ impl<R: Runtime> Scenario<'_, R> {
                     return Ok((id, writes));
                 }
             }
-            tokio::time::sleep(WRITE_PERIOD).await;
-            if Utc::now() > deadline + super::completion_grace() {
+            tokio::time::sleep(self.pacing().write_every).await;
+            if Utc::now() > deadline + chrono_of(self.pacing().completion_grace) {
                 fail!(
                     "no backup taken between {at} and {deadline} while the app was written to ({writes} writes)"
                 );

@@ -50,8 +50,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         let secrets = self.credential_values();
         for name in &self.subject().profile.containers.run {
             let env = self
-                .runtime()
-                .process_env(&self.ns, &pod.name, name)
+                .ns
+                .process_env(&pod.name, name)
                 .await
                 .with_context(|| format!("reading {name}'s environment"))?;
             for (key, value) in env {
@@ -72,8 +72,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         let secrets = self.credential_values();
         for name in &self.subject().profile.containers.run {
             let archive = self
-                .runtime()
-                .read_container_mounts(&self.ns, &pod.name, name)
+                .ns
+                .read_container_mounts(&pod.name, name)
                 .await
                 .with_context(|| format!("reading what {name} mounts"))?;
             let found = files_holding_any(&archive, &secrets)
@@ -156,14 +156,14 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// Saves logs and the timeline of the scenario's pods, and what the runtime adds (events,
     /// pod objects), under the report directory, with every credential redacted.
     pub(crate) async fn save_artefacts(&self) {
-        let dir = self.env.report_dir.join("artefacts").join(&self.ns);
+        let dir = self.env.report_dir.join("artefacts").join(self.ns.name());
         if std::fs::create_dir_all(&dir).is_err() {
             return;
         }
-        self.runtime().save_runtime_artefacts(&self.ns, &dir).await;
+        self.ns.save_runtime_artefacts(&dir).await;
         let roles = &self.subject().profile.containers;
-        for pod in self.runtime().pods(&self.ns).await.unwrap_or_default() {
-            if let Ok(timeline) = self.runtime().timeline(&self.ns, &pod.name).await {
+        for pod in self.ns.pods().await.unwrap_or_default() {
+            if let Ok(timeline) = self.ns.timeline(&pod.name).await {
                 let _ = std::fs::write(
                     dir.join(format!("{}.timeline.txt", pod.name)),
                     timeline.render(),
@@ -175,7 +175,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 .chain(&roles.run)
                 .chain(&roles.maintenance)
             {
-                if let Ok(logs) = self.runtime().logs(&self.ns, &pod.name, name).await {
+                if let Ok(logs) = self.ns.logs(&pod.name, name).await {
                     let _ = std::fs::write(dir.join(format!("{}.{name}.log", pod.name)), logs);
                 }
             }

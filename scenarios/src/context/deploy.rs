@@ -1,7 +1,6 @@
 //! Deploying: the storage, the workload and its knobs, starting and stopping it.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::Utc;
 use harness::report::{EventKind, PodTrace};
@@ -75,8 +74,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             Vec::new()
         };
         let at = Utc::now();
-        self.runtime()
-            .scale(&self.ns, self.workload_name(), replicas)
+        self.ns
+            .scale(self.workload_name(), replicas)
             .await
             .with_context(|| format!("scaling {} to {replicas}", self.workload_name()))?;
         self.recorder.removed(&retiring, at);
@@ -88,11 +87,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub(super) async fn remember_pods(&self, pod: Option<&PodInfo>) -> Vec<String> {
         let pods = match pod {
             Some(pod) => vec![pod.clone()],
-            None => self.runtime().pods(&self.ns).await.unwrap_or_default(),
+            None => self.ns.pods().await.unwrap_or_default(),
         };
         let mut uids = Vec::new();
         for pod in pods {
-            if let Ok(timeline) = self.runtime().timeline(&self.ns, &pod.name).await {
+            if let Ok(timeline) = self.ns.timeline(&pod.name).await {
                 self.recorder
                     .pod(PodTrace::from_timeline(&timeline, Utc::now(), |name| {
                         part_of(self.subject(), name)
@@ -107,7 +106,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// store answers within a few seconds.
     pub(crate) async fn observe_store(&self) {
         let list = self.store.list();
-        if let Ok(Ok(backups)) = tokio::time::timeout(Duration::from_secs(5), list).await {
+        if let Ok(Ok(backups)) = tokio::time::timeout(self.pacing().final_listing, list).await {
             self.recorder.listed(&backups);
         }
     }
@@ -115,13 +114,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// Waits until the workload's pod is ready.
     pub async fn wait_ready(&self) -> Check<PodInfo> {
         match self
-            .runtime()
-            .wait_for_pod(
-                &self.ns,
-                self.workload_name(),
-                |p| p.ready,
-                self.env.timeouts.ready,
-            )
+            .ns
+            .wait_for_pod(self.workload_name(), |p| p.ready, self.env.timeouts.ready)
             .await
         {
             Ok(pod) => {
@@ -138,9 +132,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub async fn wait_replacement(&self, old: &PodInfo) -> Check<PodInfo> {
         let old_uid = old.uid.clone();
         let pod = self
-            .runtime()
+            .ns
             .wait_for_pod(
-                &self.ns,
                 self.workload_name(),
                 move |p| p.ready && p.uid != old_uid,
                 self.env.timeouts.ready,
@@ -154,8 +147,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub(super) async fn apply(&self, docs: Vec<Value>) -> Check {
         let objects = objects::parse_documents(docs, &self.subject().path)
             .context("reading the manifests")?;
-        self.runtime()
-            .apply(&self.ns, objects)
+        self.ns
+            .apply(objects)
             .await
             .context("applying the manifests")
     }
@@ -194,7 +187,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .with("git.username", user)
             .with("git.password", password)
             .with("restic.password", self.restic_password.clone())
-            .with("namespace", self.ns.clone())
+            .with("namespace", self.ns.name().to_owned())
     }
 
     /// The ConfigMaps and Secrets the subject's wiring asks for, rendered for this case's store.

@@ -75,8 +75,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             Fault::KillContainer { name } => {
                 let pod = self.current_pod().await?;
                 let at = Utc::now();
-                self.runtime()
-                    .kill_container(&self.ns, &pod.name, &name)
+                self.ns
+                    .kill_container(&pod.name, &name)
                     .await
                     .context(&step)?;
                 Ok(at)
@@ -85,29 +85,20 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 let pod = self.current_pod().await?;
                 let uids = self.remember_pods(Some(&pod)).await;
                 let at = Utc::now();
-                self.runtime()
-                    .delete_pod(&self.ns, &pod.name)
-                    .await
-                    .context(&step)?;
+                self.ns.delete_pod(&pod.name).await.context(&step)?;
                 self.recorder.removed(&uids, at);
                 Ok(at)
             }
             Fault::KillInitMidRestore => {
                 let pod = self
-                    .runtime()
-                    .wait_for_pod(
-                        &self.ns,
-                        self.workload_name(),
-                        |_| true,
-                        self.env.timeouts.ready,
-                    )
+                    .ns
+                    .wait_for_pod(self.workload_name(), |_| true, self.env.timeouts.ready)
                     .await
                     .context(&step)?;
                 let restore = self.subject().profile.containers.restore[0].clone();
                 let name = restore.clone();
-                self.runtime()
+                self.ns
                     .wait_for_timeline(
-                        &self.ns,
                         &pod.name,
                         // NB: started, whether or not it still runs: a restore that already
                         // finished is a missed strike the caller retries.
@@ -118,8 +109,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                     .violation("waiting for the restore container to start")?;
                 self.wait_restore_under_way().await?;
                 let at = Utc::now();
-                self.runtime()
-                    .kill_container(&self.ns, &pod.name, &restore)
+                self.ns
+                    .kill_container(&pod.name, &restore)
                     .await
                     .context(&step)?;
                 Ok(at)
@@ -135,7 +126,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         if !self.data_on_claim() && baseline.is_none() {
             return Ok(());
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let under_way = self.pacing().restore_under_way;
+        let deadline = Instant::now() + under_way;
         loop {
             if self.data_on_claim() {
                 if self.volume_file_count(RESTORE_PROGRESS_FILES).await? >= RESTORE_PROGRESS_FILES {
@@ -148,8 +140,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             }
             ensure!(
                 Instant::now() < deadline,
-                "the restore was not under way within 10 s (no {RESTORE_PROGRESS_FILES} files on \
-                 the volume, or {RESTORE_PROGRESS_BYTES} bytes from the store)"
+                "the restore was not under way within {under_way:?} (no {RESTORE_PROGRESS_FILES} \
+                 files on the volume, or {RESTORE_PROGRESS_BYTES} bytes from the store)"
             );
             // NB: no runtime offers a file-change feed for a claim; it is counted every 5 ms.
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -170,13 +162,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     }
 
     pub(super) async fn current_pod(&self) -> Check<PodInfo> {
-        self.runtime()
-            .wait_for_pod(
-                &self.ns,
-                self.workload_name(),
-                |_| true,
-                self.env.timeouts.ready,
-            )
+        self.ns
+            .wait_for_pod(self.workload_name(), |_| true, self.env.timeouts.ready)
             .await
             .context("finding the pod")
     }

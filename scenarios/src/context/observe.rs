@@ -14,8 +14,8 @@ use crate::rules;
 
 impl<'a, R: Runtime> Scenario<'a, R> {
     pub(super) async fn timeline(&self, pod: &str) -> Check<Timeline> {
-        self.runtime()
-            .timeline(&self.ns, pod)
+        self.ns
+            .timeline(pod)
             .await
             .context("reading the pod's timeline")
     }
@@ -39,9 +39,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             // NB: the timeline changes on every failure; between changes the clock decides
             // whether a run has kept going long enough, so the watch wakes once a second.
             let step = self
-                .runtime()
+                .ns
                 .wait_for_timeline(
-                    &self.ns,
                     &pod.name,
                     rules::failed_at_least(&restore, n),
                     Duration::from_secs(1),
@@ -106,8 +105,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub async fn wait_maintenance_restarted(&self, pod: &PodInfo) -> Check {
         let restarted = rules::restarted(self.maintenance_container());
         if let Err(e) = self
-            .runtime()
-            .wait_for_timeline(&self.ns, &pod.name, restarted, Duration::from_secs(15))
+            .ns
+            .wait_for_timeline(&pod.name, restarted, self.pacing().restart)
             .await
         {
             let timeline = self.timeline(&pod.name).await?;

@@ -7,7 +7,7 @@ use harness::dataset::Dataset;
 use harness::formats::BackupInfo;
 use harness::runtime::Runtime;
 
-use super::{Scenario, completion_grace};
+use super::Scenario;
 use crate::outcome::{Check, Context};
 use crate::{ensure, fail};
 
@@ -82,10 +82,10 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
     }
 
-    /// A whole second at least the runtime's schedule lead ([`crate::plan::Timeouts`]) from
+    /// A whole second at least the runtime's schedule lead ([`crate::pacing::Pacing`]) from
     /// now, for a schedule.
     pub fn schedule_ahead(&self) -> DateTime<Utc> {
-        let lead = self.env.timeouts.schedule_lead;
+        let lead = self.pacing().schedule_lead;
         let at = Utc::now() + chrono::Duration::from_std(lead).expect("small duration");
         (at + chrono::Duration::seconds(1))
             .with_nanosecond(0)
@@ -158,7 +158,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             // NB: punctuality is judged by the time a backup was taken (its ID); one taken in
             // time may still be uploading on a loaded machine.
             let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
-            let give_up = deadline + completion_grace();
+            let give_up = deadline + chrono_of(self.pacing().completion_grace);
             let Ok(left) = (give_up - Utc::now()).to_std() else {
                 fail!("no backup taken between {at} and {deadline}; backups: {ids:?}");
             };
@@ -167,9 +167,10 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
     }
 
-    /// Waits until the store holds at most `n` backups.
+    /// Waits until the store holds at most `n` backups (pruning may take
+    /// [`Pacing::prune`](crate::pacing::Pacing::prune)).
     pub async fn wait_backup_count_at_most(&self, n: u32) -> Check {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + self.pacing().prune;
         let mut changes = self.store.changes();
         loop {
             let ids = self.backups().await?;
@@ -182,4 +183,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             changes.next(left).await;
         }
     }
+}
+
+/// `d` as a chrono duration (the pacing's lengths are minutes at most).
+pub(super) fn chrono_of(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }

@@ -24,8 +24,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// A copy of the volume's files in a scratch directory.
     pub(super) async fn read_volume(&self) -> Check<tempfile::TempDir> {
         let archive = self
-            .runtime()
-            .read_claim(&self.ns, self.data_claim()?)
+            .ns
+            .read_claim(self.data_claim()?)
             .await
             .context("reading the data volume")?;
         let copy = tempfile::tempdir().context("scratch directory")?;
@@ -38,8 +38,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub(super) async fn write_volume(&self, dir: &Path) -> Check {
         let archive =
             harness::archive::pack_dir(dir, Vec::new()).context("packing files for the volume")?;
-        self.runtime()
-            .write_claim(&self.ns, self.data_claim()?, archive, self.workload_owner())
+        self.ns
+            .write_claim(self.data_claim()?, archive, self.workload_owner())
             .await
             .context("writing the data volume")
     }
@@ -63,8 +63,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     /// Regular files on the volume, counted no further than `limit`.
     pub async fn volume_file_count(&self, limit: usize) -> Check<usize> {
-        self.runtime()
-            .count_claim_files(&self.ns, self.data_claim()?, limit)
+        self.ns
+            .count_claim_files(self.data_claim()?, limit)
             .await
             .context("counting the files on the data volume")
     }

@@ -17,7 +17,7 @@ impl KubeRuntime {
     /// Creates or updates `objects` in `ns` by server-side apply, in order.
     ///
     /// Conflicts with other field managers are forced: the harness owns the namespace.
-    pub async fn apply(&self, ns: &str, objects: Vec<Object>) -> Result<()> {
+    pub(super) async fn apply_objects(&self, ns: &str, objects: Vec<Object>) -> Result<()> {
         for object in objects {
             match object {
                 Object::Pod(o) => self.apply_typed(ns, o).await?,

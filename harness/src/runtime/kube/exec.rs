@@ -5,26 +5,8 @@ use kube::api::AttachParams;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Error, KubeRuntime, Result};
-use crate::runtime::ExecOutput;
 
 impl KubeRuntime {
-    /// Runs `argv` in the running `container`. The image must contain the program: scratch
-    /// images have no shell or coreutils.
-    pub async fn exec(
-        &self,
-        ns: &str,
-        pod: &str,
-        container: &str,
-        argv: &[String],
-    ) -> Result<ExecOutput> {
-        let out = self.exec_bytes(ns, pod, container, argv, None).await?;
-        Ok(ExecOutput {
-            exit_code: out.exit_code,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: out.stderr,
-        })
-    }
-
     /// Runs `argv` in the running `container`, feeding it `stdin` when given, and returns its
     /// raw standard output.
     ///

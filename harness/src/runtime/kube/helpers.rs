@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::exec::ExecBytes;
 use super::{Error, KubeRuntime, MANAGED_BY, Result};
-use crate::runtime::PodPhase;
+use crate::runtime::{Claims, Containers, ExecOutput, PodPhase, Pods};
 
 /// Where a claim helper mounts the claim.
 pub const CLAIM_MOUNT: &str = "/claim";
@@ -30,107 +30,6 @@ const TOOL_CONTAINER: &str = "tool";
 pub const HELPER_LABEL: &str = "phasecheck.io/helper";
 
 impl KubeRuntime {
-    /// A tar archive of everything on the claim (through its claim helper).
-    pub async fn read_claim(&self, ns: &str, claim: &str) -> Result<Vec<u8>> {
-        let helper = self.claim_helper(ns, claim).await?;
-        let out = self.tool(ns, &helper, &["pack", CLAIM_MOUNT], None).await?;
-        Ok(out.stdout)
-    }
-
-    /// Replaces everything on the claim with `archive`'s contents, owned by `owner`.
-    pub async fn write_claim(
-        &self,
-        ns: &str,
-        claim: &str,
-        archive: Vec<u8>,
-        owner: Option<(u32, u32)>,
-    ) -> Result<()> {
-        let helper = self.claim_helper(ns, claim).await?;
-        let size = archive.len().to_string();
-        let mut args = vec!["replace", CLAIM_MOUNT, "--size", &size];
-        let owner = owner.map(|(uid, gid)| format!("{uid}:{gid}"));
-        if let Some(owner) = &owner {
-            args.extend(["--owner", owner]);
-        }
-        self.tool(ns, &helper, &args, Some(archive)).await?;
-        Ok(())
-    }
-
-    /// The regular files on the claim, counted no further than `limit`.
-    pub async fn count_claim_files(&self, ns: &str, claim: &str, limit: usize) -> Result<usize> {
-        let helper = self.claim_helper(ns, claim).await?;
-        let limit = limit.to_string();
-        let out = self
-            .tool(ns, &helper, &["count", CLAIM_MOUNT, &limit], None)
-            .await?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.trim().parse().map_err(|_| Error::Exec {
-            ns: ns.to_owned(),
-            pod: helper,
-            container: TOOL_CONTAINER.into(),
-            argv: vec!["count".into()],
-            problem: format!("printed `{}`, not a number", text.trim()),
-        })
-    }
-
-    /// SIGKILLs the running `container` of `pod` through a node helper on the pod's node.
-    pub async fn kill_container(&self, ns: &str, pod: &str, container: &str) -> Result<()> {
-        let (node, id) = self.running_container(ns, pod, container).await?;
-        let helper = self.node_helper(ns, &node).await?;
-        self.tool(ns, &helper, &["kill-container", &id], None)
-            .await
-            .map(drop)
-    }
-
-    /// The environment of the running `container`'s main process, read on its node.
-    pub async fn process_env(
-        &self,
-        ns: &str,
-        pod: &str,
-        container: &str,
-    ) -> Result<std::collections::BTreeMap<String, String>> {
-        let (node, id) = self.running_container(ns, pod, container).await?;
-        let helper = self.node_helper(ns, &node).await?;
-        let out = self
-            .tool(ns, &helper, &["container-env", &id], None)
-            .await?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .split('\0')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect())
-    }
-
-    /// A tar archive of everything the running `container` can read under its volume mounts
-    /// (each under its `mountPath` without the leading `/`), read on its node through
-    /// `/proc/<pid>/root` of the container's main process.
-    pub async fn read_container_mounts(
-        &self,
-        ns: &str,
-        pod: &str,
-        container: &str,
-    ) -> Result<Vec<u8>> {
-        let (node, id) = self.running_container(ns, pod, container).await?;
-        let object = self.pod(ns, pod).await?;
-        let spec = object.spec.as_ref();
-        let mount_paths: Vec<String> = spec
-            .map(|s| {
-                s.init_containers
-                    .iter()
-                    .flatten()
-                    .chain(s.containers.iter())
-                    .filter(|c| c.name == container)
-                    .flat_map(|c| c.volume_mounts.iter().flatten())
-                    .map(|m| m.mount_path.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let helper = self.node_helper(ns, &node).await?;
-        let mut args = vec!["container-mounts", id.as_str()];
-        args.extend(mount_paths.iter().map(String::as_str));
-        Ok(self.tool(ns, &helper, &args, None).await?.stdout)
-    }
-
     /// The node and runtime ID of a running (init or regular) container of the pod.
     async fn running_container(
         &self,
@@ -253,6 +152,123 @@ impl KubeRuntime {
         )
         .await
         .map(drop)
+    }
+}
+
+impl Containers for KubeRuntime {
+    /// Runs `argv` in the running `container`. The image must contain the program: scratch
+    /// images have no shell or coreutils.
+    async fn exec(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput> {
+        let out = self.exec_bytes(ns, pod, container, argv, None).await?;
+        Ok(ExecOutput {
+            exit_code: out.exit_code,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: out.stderr,
+        })
+    }
+
+    /// SIGKILLs the running `container` of `pod` through a node helper on the pod's node.
+    async fn kill_container(&self, ns: &str, pod: &str, container: &str) -> Result<()> {
+        let (node, id) = self.running_container(ns, pod, container).await?;
+        let helper = self.node_helper(ns, &node).await?;
+        self.tool(ns, &helper, &["kill-container", &id], None)
+            .await
+            .map(drop)
+    }
+
+    /// The environment of the running `container`'s main process, read on its node.
+    async fn process_env(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let (node, id) = self.running_container(ns, pod, container).await?;
+        let helper = self.node_helper(ns, &node).await?;
+        let out = self
+            .tool(ns, &helper, &["container-env", &id], None)
+            .await?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .split('\0')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect())
+    }
+
+    /// A tar archive of everything the running `container` can read under its volume mounts
+    /// (each under its `mountPath` without the leading `/`), read on its node through
+    /// `/proc/<pid>/root` of the container's main process.
+    async fn read_container_mounts(&self, ns: &str, pod: &str, container: &str) -> Result<Vec<u8>> {
+        let (node, id) = self.running_container(ns, pod, container).await?;
+        let object = self.pod(ns, pod).await?;
+        let spec = object.spec.as_ref();
+        let mount_paths: Vec<String> = spec
+            .map(|s| {
+                s.init_containers
+                    .iter()
+                    .flatten()
+                    .chain(s.containers.iter())
+                    .filter(|c| c.name == container)
+                    .flat_map(|c| c.volume_mounts.iter().flatten())
+                    .map(|m| m.mount_path.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let helper = self.node_helper(ns, &node).await?;
+        let mut args = vec!["container-mounts", id.as_str()];
+        args.extend(mount_paths.iter().map(String::as_str));
+        Ok(self.tool(ns, &helper, &args, None).await?.stdout)
+    }
+}
+
+impl Claims for KubeRuntime {
+    /// A tar archive of everything on the claim (through its claim helper).
+    async fn read_claim(&self, ns: &str, claim: &str) -> Result<Vec<u8>> {
+        let helper = self.claim_helper(ns, claim).await?;
+        let out = self.tool(ns, &helper, &["pack", CLAIM_MOUNT], None).await?;
+        Ok(out.stdout)
+    }
+
+    /// Replaces everything on the claim with `archive`'s contents, owned by `owner`.
+    async fn write_claim(
+        &self,
+        ns: &str,
+        claim: &str,
+        archive: Vec<u8>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<()> {
+        let helper = self.claim_helper(ns, claim).await?;
+        let size = archive.len().to_string();
+        let mut args = vec!["replace", CLAIM_MOUNT, "--size", &size];
+        let owner = owner.map(|(uid, gid)| format!("{uid}:{gid}"));
+        if let Some(owner) = &owner {
+            args.extend(["--owner", owner]);
+        }
+        self.tool(ns, &helper, &args, Some(archive)).await?;
+        Ok(())
+    }
+
+    /// The regular files on the claim, counted no further than `limit`.
+    async fn count_claim_files(&self, ns: &str, claim: &str, limit: usize) -> Result<usize> {
+        let helper = self.claim_helper(ns, claim).await?;
+        let limit = limit.to_string();
+        let out = self
+            .tool(ns, &helper, &["count", CLAIM_MOUNT, &limit], None)
+            .await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim().parse().map_err(|_| Error::Exec {
+            ns: ns.to_owned(),
+            pod: helper,
+            container: TOOL_CONTAINER.into(),
+            argv: vec!["count".into()],
+            problem: format!("printed `{}`, not a number", text.trim()),
+        })
     }
 }
 

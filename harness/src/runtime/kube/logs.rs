@@ -10,6 +10,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use super::status::timeline_from_pod;
 use super::watch::{Stopped, until};
 use super::{Error, KubeRuntime, Result};
+use crate::runtime::Logs;
 
 /// Which instances of a container have logs the API can serve.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -104,14 +105,6 @@ impl KubeRuntime {
             )))
     }
 
-    /// What `container` logged: the previous instance, then the current one. The API keeps no
-    /// older instances.
-    pub async fn logs(&self, ns: &str, pod: &str, container: &str) -> Result<String> {
-        let p = self.pod(ns, pod).await?;
-        self.check_container(ns, &p, container)?;
-        self.logs_of(ns, &p, container).await
-    }
-
     async fn logs_of(&self, ns: &str, pod: &Pod, container: &str) -> Result<String> {
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         let have = instances(pod, container);
@@ -123,57 +116,6 @@ impl KubeRuntime {
             out.push_str(&self.instance_log(ns, name, container, false).await?);
         }
         Ok(out)
-    }
-
-    /// Resolves once `container` logs a line containing `needle`, in the previous, current or a
-    /// later instance: it follows the running instance's log and, when that ends, watches the
-    /// pod for the next one.
-    pub async fn watch_log(
-        &self,
-        ns: &str,
-        pod: &str,
-        container: &str,
-        needle: &str,
-        timeout: Duration,
-    ) -> Result<()> {
-        let first = self.pod(ns, pod).await?;
-        self.check_container(ns, &first, container)?;
-        let search = async {
-            let mut p = first;
-            loop {
-                if self.logs_of(ns, &p, container).await?.contains(needle) {
-                    return Ok(());
-                }
-                let have = instances(&p, container);
-                if have.running && self.follow_for(ns, pod, container, needle).await? {
-                    return Ok(());
-                }
-                p = self.next_instance(ns, pod, container, have).await?;
-            }
-        };
-        match tokio::time::timeout(timeout, search).await {
-            Ok(result) => result,
-            Err(_) => {
-                let state = match self.pod(ns, pod).await {
-                    Ok(p) => {
-                        let tail = self.logs_of(ns, &p, container).await.unwrap_or_default();
-                        let tail: Vec<&str> = tail.lines().rev().take(20).collect();
-                        let tail: Vec<&str> = tail.into_iter().rev().collect();
-                        format!(
-                            "{}last log lines of {container}:\n{}",
-                            timeline_from_pod(&p).render(),
-                            tail.join("\n")
-                        )
-                    }
-                    Err(err) => err.to_string(),
-                };
-                Err(Error::Timeout {
-                    what: format!("{ns}/{pod} container {container} to log `{needle}`"),
-                    timeout,
-                    state,
-                })
-            }
-        }
     }
 
     /// Follows the running instance's log; `true` once a line contains `needle`, `false` when
@@ -223,6 +165,7 @@ impl KubeRuntime {
             Ok(None) => Err(Error::NoPod {
                 ns: ns.to_owned(),
                 pod: pod.to_owned(),
+                known: Vec::new(),
             }),
             Err(Stopped::Fatal(source)) => Err(Error::Watch { what, source }),
             Err(_) => Err(Error::Timeout {
@@ -230,6 +173,67 @@ impl KubeRuntime {
                 timeout: Duration::MAX,
                 state: String::new(),
             }),
+        }
+    }
+}
+
+impl Logs for KubeRuntime {
+    /// What `container` logged: the previous instance, then the current one. The API keeps no
+    /// older instances.
+    async fn logs(&self, ns: &str, pod: &str, container: &str) -> Result<String> {
+        let p = self.pod(ns, pod).await?;
+        self.check_container(ns, &p, container)?;
+        self.logs_of(ns, &p, container).await
+    }
+
+    /// Resolves once `container` logs a line containing `needle`, in the previous, current or a
+    /// later instance: it follows the running instance's log and, when that ends, watches the
+    /// pod for the next one.
+    async fn watch_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let first = self.pod(ns, pod).await?;
+        self.check_container(ns, &first, container)?;
+        let search = async {
+            let mut p = first;
+            loop {
+                if self.logs_of(ns, &p, container).await?.contains(needle) {
+                    return Ok(());
+                }
+                let have = instances(&p, container);
+                if have.running && self.follow_for(ns, pod, container, needle).await? {
+                    return Ok(());
+                }
+                p = self.next_instance(ns, pod, container, have).await?;
+            }
+        };
+        match tokio::time::timeout(timeout, search).await {
+            Ok(result) => result,
+            Err(_) => {
+                let state = match self.pod(ns, pod).await {
+                    Ok(p) => {
+                        let tail = self.logs_of(ns, &p, container).await.unwrap_or_default();
+                        let tail: Vec<&str> = tail.lines().rev().take(20).collect();
+                        let tail: Vec<&str> = tail.into_iter().rev().collect();
+                        format!(
+                            "{}last log lines of {container}:\n{}",
+                            timeline_from_pod(&p).render(),
+                            tail.join("\n")
+                        )
+                    }
+                    Err(err) => err.to_string(),
+                };
+                Err(Error::Timeout {
+                    what: format!("{ns}/{pod} container {container} to log `{needle}`"),
+                    timeout,
+                    state,
+                })
+            }
         }
     }
 }

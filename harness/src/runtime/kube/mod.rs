@@ -25,10 +25,10 @@ use std::time::Duration;
 use ::kube::Client;
 use ::kube::config::{Config, KubeConfigOptions};
 
+use crate::runtime::{Error, Result};
+
 mod apply;
 mod artefacts;
-mod as_runtime;
-mod error;
 mod exec;
 mod forward;
 pub mod helpers;
@@ -39,7 +39,6 @@ pub mod status;
 pub mod version;
 mod watch;
 
-pub use error::{Error, Result};
 pub use exec::ExecBytes;
 pub use status::timeline_from_pod;
 
@@ -141,4 +140,9 @@ pub fn install_crypto_provider() {
         // NB: losing a race to another installer is fine; either provider works.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
+}
+
+/// Whether the API said "not found".
+fn is_not_found(err: &::kube::Error) -> bool {
+    matches!(err, ::kube::Error::Api(status) if status.is_not_found())
 }

@@ -8,11 +8,33 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::watch::{Stopped, until};
+use std::path::Path;
+
 use super::{Error, KubeRuntime, MANAGED_BY, Result};
+use crate::runtime::Namespaces;
+use crate::runtime::objects::Object;
 
 impl KubeRuntime {
+    /// The namespaces the harness created (labelled `app.kubernetes.io/managed-by=phasecheck`)
+    /// that are still there, e.g. after a run that was killed.
+    pub async fn managed_namespaces(&self) -> Result<Vec<String>> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+        let list = api
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .map_err(Error::api(format!("list namespaces labelled {selector}")))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect())
+    }
+}
+
+impl Namespaces for KubeRuntime {
     /// Creates namespace `ns`, labelled `app.kubernetes.io/managed-by=phasecheck`.
-    pub async fn create_namespace(&self, ns: &str) -> Result<()> {
+    async fn create_namespace(&self, ns: &str) -> Result<()> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let namespace = Namespace {
             metadata: ObjectMeta {
@@ -37,26 +59,11 @@ impl KubeRuntime {
         }
     }
 
-    /// The namespaces the harness created (labelled `app.kubernetes.io/managed-by=phasecheck`)
-    /// that are still there, e.g. after a run that was killed.
-    pub async fn managed_namespaces(&self) -> Result<Vec<String>> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-        let list = api
-            .list(&kube::api::ListParams::default().labels(&selector))
-            .await
-            .map_err(Error::api(format!("list namespaces labelled {selector}")))?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter_map(|n| n.metadata.name)
-            .collect())
-    }
-
     /// Deletes namespace `ns` and waits until it is gone. A refused deletion, or a namespace
     /// still terminating after the wait timeout (finalizers, stuck volumes), is an error naming
     /// the namespace's conditions.
-    pub async fn delete_namespace(&self, ns: &str) -> Result<()> {
+    async fn delete_namespace(&self, ns: &str) -> Result<()> {
+        self.stop_forwarders(ns);
         let api: Api<Namespace> = Api::all(self.client.clone());
         let deleted = match api.delete(ns, &DeleteParams::background()).await {
             Ok(deleted) => deleted,
@@ -99,6 +106,27 @@ impl KubeRuntime {
                 })
             }
         }
+    }
+
+    async fn apply(&self, ns: &str, objects: Vec<Object>) -> Result<()> {
+        self.apply_objects(ns, objects).await
+    }
+
+    async fn keep_namespace(&self, ns: &str) -> String {
+        format!(
+            "namespace {ns} kept in the cluster: `kubectl -n {ns} get all,events`; delete it with `kubectl delete namespace {ns}`"
+        )
+    }
+
+    async fn save_runtime_artefacts(&self, ns: &str, dir: &Path) {
+        if let Err(e) = self.collect_failure_artefacts(ns, dir).await {
+            tracing::warn!("saving the cluster's artefacts of {ns}: {e}");
+        }
+    }
+
+    async fn shutdown(&self) {
+        // NB: namespaces are the caller's to delete; port-forwards are the runtime's.
+        self.stop_all_forwarders();
     }
 }
 

@@ -12,8 +12,10 @@ use super::namespace::with_watch_error;
 use super::status::{pod_info, timeline_from_pod};
 use super::watch::{PodSet, Stopped, until};
 use super::{Error, KubeRuntime, Result};
-use crate::runtime::PodInfo;
+use std::net::SocketAddr;
+
 use crate::runtime::timeline::Timeline;
+use crate::runtime::{PodInfo, Pods};
 
 impl KubeRuntime {
     pub(super) fn pod_api(&self, ns: &str) -> Api<Pod> {
@@ -29,6 +31,7 @@ impl KubeRuntime {
             .ok_or_else(|| Error::NoPod {
                 ns: ns.to_owned(),
                 pod: name.to_owned(),
+                known: Vec::new(),
             })
     }
 
@@ -47,53 +50,6 @@ impl KubeRuntime {
             )
         });
         Ok(pods)
-    }
-
-    /// The pods of `ns`, oldest first.
-    pub async fn pods(&self, ns: &str) -> Result<Vec<PodInfo>> {
-        Ok(self.pod_objects(ns).await?.iter().map(pod_info).collect())
-    }
-
-    /// The pod's timeline, reconstructed from its status (at most two runs per container).
-    pub async fn timeline(&self, ns: &str, pod: &str) -> Result<Timeline> {
-        Ok(timeline_from_pod(&self.pod(ns, pod).await?))
-    }
-
-    /// Waits until a pod named `owner_or_pod_name`, or owned by the Deployment/StatefulSet of
-    /// that name, meets `cond`, watching the namespace's pods. On timeout the error shows the
-    /// candidates' timelines.
-    pub async fn wait_for_pod(
-        &self,
-        ns: &str,
-        owner_or_pod_name: &str,
-        cond: impl Fn(&PodInfo) -> bool + Send,
-        timeout: Duration,
-    ) -> Result<PodInfo> {
-        let mut set = PodSet::default();
-        let events = watcher(self.pod_api(ns), watcher::Config::default()).default_backoff();
-        let tracked = &mut set;
-        // NB: `cond` moves into the closure: it is `Send`, not necessarily `Sync`.
-        let waited = until(events, timeout, move |event| {
-            if !tracked.apply(event) {
-                return None;
-            }
-            tracked
-                .candidates(owner_or_pod_name)
-                .into_iter()
-                .map(pod_info)
-                .find(|info| cond(info))
-        })
-        .await;
-        waited.map_err(|stopped| {
-            self.pod_wait_failed(
-                ns,
-                owner_or_pod_name,
-                &set,
-                "to meet the condition",
-                timeout,
-                stopped,
-            )
-        })
     }
 
     fn pod_wait_failed(
@@ -133,12 +89,61 @@ impl KubeRuntime {
             state: with_watch_error(state, stopped),
         }
     }
+}
+
+impl Pods for KubeRuntime {
+    /// The pods of `ns`, oldest first.
+    async fn pods(&self, ns: &str) -> Result<Vec<PodInfo>> {
+        Ok(self.pod_objects(ns).await?.iter().map(pod_info).collect())
+    }
+
+    /// Waits until a pod named `owner_or_pod_name`, or owned by the Deployment/StatefulSet of
+    /// that name, meets `cond`, watching the namespace's pods. On timeout the error shows the
+    /// candidates' timelines.
+    async fn wait_for_pod(
+        &self,
+        ns: &str,
+        owner_or_pod_name: &str,
+        cond: impl Fn(&PodInfo) -> bool + Send,
+        timeout: Duration,
+    ) -> Result<PodInfo> {
+        let mut set = PodSet::default();
+        let events = watcher(self.pod_api(ns), watcher::Config::default()).default_backoff();
+        let tracked = &mut set;
+        // NB: `cond` moves into the closure: it is `Send`, not necessarily `Sync`.
+        let waited = until(events, timeout, move |event| {
+            if !tracked.apply(event) {
+                return None;
+            }
+            tracked
+                .candidates(owner_or_pod_name)
+                .into_iter()
+                .map(pod_info)
+                .find(|info| cond(info))
+        })
+        .await;
+        waited.map_err(|stopped| {
+            self.pod_wait_failed(
+                ns,
+                owner_or_pod_name,
+                &set,
+                "to meet the condition",
+                timeout,
+                stopped,
+            )
+        })
+    }
+
+    /// The pod's timeline, reconstructed from its status (at most two runs per container).
+    async fn timeline(&self, ns: &str, pod: &str) -> Result<Timeline> {
+        Ok(timeline_from_pod(&self.pod(ns, pod).await?))
+    }
 
     /// Waits until the pod's timeline meets `cond`, watching the pod; returns that timeline.
     ///
     /// The timeline is rebuilt on every status change, so runs that a later status no longer
     /// shows are only seen while they happen.
-    pub async fn wait_for_timeline(
+    async fn wait_for_timeline(
         &self,
         ns: &str,
         pod: &str,
@@ -166,6 +171,7 @@ impl KubeRuntime {
             Ok(_) if gone => Err(Error::NoPod {
                 ns: ns.to_owned(),
                 pod: pod.to_owned(),
+                known: Vec::new(),
             }),
             Ok(timeline) => Ok(timeline),
             Err(Stopped::Fatal(source)) => Err(Error::Watch { what, source }),
@@ -178,7 +184,7 @@ impl KubeRuntime {
     }
 
     /// Deletes the pod and waits (the runtime's wait timeout) until it is gone.
-    pub async fn delete_pod(&self, ns: &str, pod: &str) -> Result<()> {
+    async fn delete_pod(&self, ns: &str, pod: &str) -> Result<()> {
         let api = self.pod_api(ns);
         let deleted = match api.delete(pod, &DeleteParams::default()).await {
             Ok(deleted) => deleted,
@@ -186,6 +192,7 @@ impl KubeRuntime {
                 return Err(Error::NoPod {
                     ns: ns.to_owned(),
                     pod: pod.to_owned(),
+                    known: Vec::new(),
                 });
             }
             Err(source) => {
@@ -226,7 +233,7 @@ impl KubeRuntime {
 
     /// Sets a Deployment's or StatefulSet's replicas; waits until a live pod exists (scaling
     /// up) or every pod is gone (scaling to 0).
-    pub async fn scale(&self, ns: &str, workload: &str, replicas: u32) -> Result<()> {
+    async fn scale(&self, ns: &str, workload: &str, replicas: u32) -> Result<()> {
         let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
         let params = PatchParams::default();
         let what = format!("scale {workload} in {ns} to {replicas}");
@@ -234,13 +241,14 @@ impl KubeRuntime {
         let statefulsets: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
         match deployments.patch_scale(workload, &params, &patch).await {
             Ok(_) => {}
-            Err(err) if super::error::is_not_found(&err) => {
+            Err(err) if super::is_not_found(&err) => {
                 match statefulsets.patch_scale(workload, &params, &patch).await {
                     Ok(_) => {}
-                    Err(err) if super::error::is_not_found(&err) => {
+                    Err(err) if super::is_not_found(&err) => {
                         return Err(Error::NoWorkload {
                             ns: ns.to_owned(),
                             name: workload.to_owned(),
+                            known: Vec::new(),
                         });
                     }
                     Err(source) => return Err(Error::Api { what, source }),
@@ -271,5 +279,9 @@ impl KubeRuntime {
         waited.map_err(|stopped| {
             self.pod_wait_failed(ns, workload, &set, goal, self.wait_timeout, stopped)
         })
+    }
+
+    async fn reach(&self, ns: &str, pod: &PodInfo, port: u16) -> Result<SocketAddr> {
+        self.forward(ns, &pod.name, port).await
     }
 }

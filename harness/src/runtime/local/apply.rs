@@ -10,13 +10,13 @@ use super::{Error, LocalRuntime, Result, launch, validate};
 use crate::runtime::objects::Object;
 
 impl LocalRuntime {
-    /// Creates or updates `objects` in `ns`: Pod, Deployment and StatefulSet (0 or 1 replicas),
+    /// [`Namespaces::apply`](crate::runtime::Namespaces::apply): creates or updates `objects` in `ns`: Pod, Deployment and StatefulSet (0 or 1 replicas),
     /// PersistentVolumeClaim, Secret, ConfigMap, Service (recorded only). Everything is checked
     /// before anything changes; Secrets, ConfigMaps and claims are applied before the workloads
     /// of the same call.
-    pub async fn apply(&self, ns: &str, objects: Vec<Object>) -> Result<()> {
+    pub(super) async fn apply_objects(&self, ns: &str, objects: Vec<Object>) -> Result<()> {
         self.check_open()?;
-        let namespace = self.namespace(ns)?;
+        let namespace = self.namespace_state(ns)?;
         let mut claims: BTreeSet<String> = namespace.lock().claims.keys().cloned().collect();
         let mut plan = Vec::new();
         for object in objects {
@@ -44,7 +44,7 @@ impl LocalRuntime {
                     }
                 }
                 Object::Other { kind, .. } => {
-                    return Err(Error::Unsupported {
+                    return Err(Error::UnsupportedKind {
                         kind: kind.clone(),
                         name,
                     });

@@ -19,7 +19,7 @@
 //! - **Restarts** follow `restartPolicy` with capped exponential back-off (CrashLoopBackOff), by
 //!   default 200 ms doubling up to 2 s instead of Kubernetes' 10 s up to 5 min (see
 //!   [`LocalRuntimeBuilder::with_backoff`]); a run lasting twice the cap resets it. Every run is
-//!   recorded in the pod's [`Timeline`].
+//!   recorded in the pod's [`Timeline`](crate::runtime::timeline::Timeline).
 //! - **Command line**: `command` replaces the image's entrypoint, `args` its default arguments;
 //!   `$(VAR)` in `command`, `args` and env values expands from the container's env.
 //! - **Environment**: `value`, `valueFrom` `secretKeyRef`/`configMapKeyRef` (`optional`
@@ -59,7 +59,7 @@
 //!   regular container and native sidecar runs and passes its readiness probe.
 //! - **Networking**: pods share the host's network namespace, and every pod gets its own
 //!   loopback address from 127.10.0.0/16 (all of 127.0.0.0/8 is loopback on Linux), shown as
-//!   `status.podIP` and [`PodInfo::ip`]. Addresses are unique among the live pods of all
+//!   `status.podIP` and [`PodInfo::ip`](crate::runtime::PodInfo::ip). Addresses are unique among the live pods of all
 //!   runtimes in the process; pods never fight over ports.
 //! - **Workloads**: a Deployment or StatefulSet with 0 or 1 replicas keeps one pod from its
 //!   template. A deleted Deployment pod is replaced at once by a pod with a new name; a
@@ -91,7 +91,7 @@
 //! - No `lifecycle` hooks, gRPC probes, `hostNetwork`, `resourceFieldRef`, `subPathExpr` or
 //!   other volume kinds: such manifests are rejected with the field named, rather than run
 //!   differently. Services are accepted and recorded, and do nothing (no DNS, no proxying):
-//!   address pods by [`PodInfo::ip`].
+//!   address pods by [`PodInfo::ip`](crate::runtime::PodInfo::ip).
 //! - The Kubernetes service variables (`KUBERNETES_SERVICE_HOST`, …) are not set.
 //! - Timestamps are wall-clock milliseconds; events within a millisecond compare equal.
 //!
@@ -110,39 +110,37 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::timeline::Timeline;
-use super::{ExecOutput, PodInfo};
+use super::{Error, Result};
 
 mod apply;
-mod as_runtime;
 mod builder;
+mod claim_api;
 mod container;
-mod error;
+mod container_api;
 mod group;
 mod images;
 mod kubelet;
 mod launch;
 mod logs;
 mod namespace;
+mod namespace_api;
 mod net;
 mod node;
 mod pod;
+mod pod_api;
 mod probe;
 mod process;
 pub mod sandbox;
 mod security;
 mod spawn;
-mod teardown;
 mod validate;
 mod volumes;
 
 pub use builder::LocalRuntimeBuilder;
-pub use error::{Error, Result};
 pub use images::{ImageCommand, ImageFile, ImageMap};
 pub use launch::Mount;
 pub use sandbox::{Isolation, launcher_main as sandbox_launcher};
 
-use apply::check_name;
 use namespace::Namespace;
 use node::Node;
 use pod::{ContainerError, Pod};
@@ -153,7 +151,7 @@ const STOP_SLACK: Duration = Duration::from_secs(30);
 /// The embedded runtime; see the [module docs](self).
 ///
 /// Dropping it SIGKILLs every process it started (best effort, synchronously) and removes its
-/// files; [`LocalRuntime::abort`] does that without the drop, and [`LocalRuntime::shutdown`]
+/// files; [`Namespaces::abort`](crate::runtime::Namespaces::abort) does that without the drop, and [`Namespaces::shutdown`](crate::runtime::Namespaces::shutdown)
 /// does the same and waits.
 pub struct LocalRuntime {
     root: PathBuf,
@@ -191,7 +189,7 @@ impl LocalRuntime {
         self.root.join(ns)
     }
 
-    fn namespace(&self, ns: &str) -> Result<Arc<Namespace>> {
+    fn namespace_state(&self, ns: &str) -> Result<Arc<Namespace>> {
         self.namespaces
             .lock()
             .expect("runtime lock")
@@ -201,7 +199,7 @@ impl LocalRuntime {
     }
 
     fn pod(&self, ns: &str, pod: &str) -> Result<Arc<Pod>> {
-        let namespace = self.namespace(ns)?;
+        let namespace = self.namespace_state(ns)?;
         let state = namespace.lock();
         state.pods.get(pod).cloned().ok_or_else(|| Error::NoPod {
             ns: ns.to_owned(),
@@ -246,37 +244,6 @@ impl LocalRuntime {
         }
     }
 
-    /// Creates an empty namespace.
-    pub async fn create_namespace(&self, ns: &str) -> Result<()> {
-        self.check_open()?;
-        check_name("namespace", ns, false)?;
-        let mut namespaces = self.namespaces.lock().expect("runtime lock");
-        if namespaces.contains_key(ns) {
-            return Err(Error::NamespaceExists { ns: ns.to_owned() });
-        }
-        let dir = self.namespace_dir(ns);
-        for sub in ["pvc", "pods"] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(|source| Error::Io {
-                what: format!("creating namespace {ns}"),
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        namespaces.insert(
-            ns.to_owned(),
-            Arc::new(Namespace::new(ns.to_owned(), dir, self.node.clone())),
-        );
-        Ok(())
-    }
-
-    /// The pods of `ns`, oldest first.
-    pub async fn pods(&self, ns: &str) -> Result<Vec<PodInfo>> {
-        let namespace = self.namespace(ns)?;
-        let mut pods: Vec<Arc<Pod>> = namespace.lock().pods.values().cloned().collect();
-        pods.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.name.cmp(&b.name)));
-        Ok(pods.iter().map(|p| p.info()).collect())
-    }
-
     /// Pods named `key` or owned by workload `key`: live before terminating, newest first.
     fn candidates(namespace: &Namespace, key: &str) -> Vec<Arc<Pod>> {
         let mut pods: Vec<Arc<Pod>> = namespace
@@ -290,193 +257,11 @@ impl LocalRuntime {
         pods
     }
 
-    /// Waits until a pod named `owner_or_pod_name`, or owned by the Deployment/StatefulSet of
-    /// that name, meets `cond`. On timeout the error shows the candidates' timelines.
-    pub async fn wait_for_pod(
-        &self,
-        ns: &str,
-        owner_or_pod_name: &str,
-        cond: impl Fn(&PodInfo) -> bool + Send,
-        timeout: Duration,
-    ) -> Result<PodInfo> {
-        let namespace = self.namespace(ns)?;
-        let mut found = None;
-        let (slot, ns_ref) = (&mut found, &namespace);
-        // NB: `cond` moves into the closure: it is `Send`, not necessarily `Sync`.
-        let wait = self.node.wait_until(move || {
-            *slot = Self::candidates(ns_ref, owner_or_pod_name)
-                .iter()
-                .map(|p| p.info())
-                .find(|info| cond(info));
-            slot.is_some()
-        });
-        let timed_out = tokio::time::timeout(timeout, wait).await.is_err();
-        match found {
-            Some(info) if !timed_out => Ok(info),
-            _ => {
-                let pods = Self::candidates(&namespace, owner_or_pod_name);
-                let state = if pods.is_empty() {
-                    let all: Vec<String> = namespace.lock().pods.keys().cloned().collect();
-                    format!(
-                        "no pod is named or owned by `{owner_or_pod_name}` (pods in {ns}: {})",
-                        if all.is_empty() {
-                            "none".into()
-                        } else {
-                            all.join(", ")
-                        }
-                    )
-                } else {
-                    pods.iter()
-                        .map(|p| p.timeline().render())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                };
-                Err(Error::Timeout {
-                    what: format!("pod `{owner_or_pod_name}` in {ns} to meet the condition"),
-                    timeout,
-                    state,
-                })
-            }
-        }
-    }
-
-    /// The pod's timeline.
-    pub async fn timeline(&self, ns: &str, pod: &str) -> Result<Timeline> {
-        Ok(self.pod(ns, pod)?.timeline())
-    }
-
-    /// Waits until the pod's timeline meets `cond` (e.g. a container has run twice); returns
-    /// that timeline. On timeout the error shows the last one.
-    pub async fn wait_for_timeline(
-        &self,
-        ns: &str,
-        pod: &str,
-        cond: impl Fn(&Timeline) -> bool + Send,
-        timeout: Duration,
-    ) -> Result<Timeline> {
-        let p = self.pod(ns, pod)?;
-        let mut last = p.timeline();
-        let (slot, pod_ref) = (&mut last, &p);
-        let wait = self.node.wait_until(move || {
-            *slot = pod_ref.timeline();
-            cond(slot)
-        });
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(()) => Ok(last),
-            Err(_) => Err(Error::Timeout {
-                what: format!("the timeline of pod {ns}/{pod} to meet the condition"),
-                timeout,
-                state: p.timeline().render(),
-            }),
-        }
-    }
-
-    /// Resolves once `container` of `pod` logs, or has logged in any run, a line containing
-    /// `needle`.
-    pub async fn watch_log(
-        &self,
-        ns: &str,
-        pod: &str,
-        container: &str,
-        needle: &str,
-        timeout: Duration,
-    ) -> Result<()> {
-        let (p, idx) = self.container(ns, pod, container)?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let logs = &p.containers[idx].logs;
-        let io = |source| Error::Io {
-            what: format!("reading the logs of {container} in {ns}/{pod}"),
-            path: p.dir.clone(),
-            source,
-        };
-        if logs.wait_for_line(needle, deadline).await.map_err(io)? {
-            return Ok(());
-        }
-        let text = logs.read_all().map_err(io)?;
-        let tail: Vec<&str> = text.lines().rev().take(20).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        Err(Error::Timeout {
-            what: format!(
-                "container {container} of {ns}/{pod} to log a line containing {needle:?}"
-            ),
-            timeout,
-            state: format!(
-                "{}last lines of {container}:\n{}",
-                p.timeline().render(),
-                tail.join("\n")
-            ),
-        })
-    }
-
-    /// Everything `container` of `pod` logged, earlier runs first.
-    pub async fn logs(&self, ns: &str, pod: &str, container: &str) -> Result<String> {
-        let (p, idx) = self.container(ns, pod, container)?;
-        p.containers[idx]
-            .logs
-            .read_all()
-            .map_err(|source| Error::Io {
-                what: format!("reading the logs of {container} in {ns}/{pod}"),
-                path: p.dir.clone(),
-                source,
-            })
-    }
-
-    /// Runs `argv` in the running container: in its sandbox (its mounts, PID namespace and
-    /// user), with its environment and working directory.
-    pub async fn exec(
-        &self,
-        ns: &str,
-        pod: &str,
-        container: &str,
-        argv: &[String],
-    ) -> Result<ExecOutput> {
-        let (p, idx) = self.container(ns, pod, container)?;
-        p.exec(idx, argv).await.map_err(|e| match e {
-            ContainerError::Io(source) => Error::Exec {
-                argv: argv.to_vec(),
-                container: container.to_owned(),
-                source,
-            },
-            e => Self::container_error(ns, pod, container, e),
-        })
-    }
-
-    /// The environment of the running container's main process (from `/proc/<pid>/environ`).
-    pub async fn process_env(
-        &self,
-        ns: &str,
-        pod: &str,
-        container: &str,
-    ) -> Result<BTreeMap<String, String>> {
-        let (p, idx) = self.container(ns, pod, container)?;
-        p.process_env(idx)
-            .await
-            .map_err(|e| Self::container_error(ns, pod, container, e))
-    }
-
     /// The container's mounts and the host directories behind them. Empty until the pod's
     /// volumes are set up.
     pub async fn mounts(&self, ns: &str, pod: &str, container: &str) -> Result<Vec<Mount>> {
         let (p, idx) = self.container(ns, pod, container)?;
         Ok(p.mounts(idx))
-    }
-
-    /// SIGKILLs the container's process group; the pod's restart rules then apply.
-    pub async fn kill_container(&self, ns: &str, pod: &str, container: &str) -> Result<()> {
-        let (p, idx) = self.container(ns, pod, container)?;
-        p.kill(idx, "killed by kill_container (SIGKILL)")
-            .map_err(|e| Self::container_error(ns, pod, container, e))
-    }
-
-    /// Deletes the pod: SIGTERM, SIGKILL after the grace period, emptyDirs removed. Returns once
-    /// it is gone (like `kubectl delete pod`); its owner, if any, replaces it meanwhile.
-    pub async fn delete_pod(&self, ns: &str, pod: &str) -> Result<()> {
-        let namespace = self.namespace(ns)?;
-        let p = self.pod(ns, pod)?;
-        p.request_termination(false);
-        namespace.reconcile(&mut namespace.lock());
-        self.wait_gone(&[p], &format!("pod {ns}/{pod} to be deleted"))
-            .await
     }
 
     /// Waits until every pod in `pods` has stopped.
@@ -499,46 +284,9 @@ impl LocalRuntime {
             })
     }
 
-    /// Sets the replicas (0 or 1) of Deployment or StatefulSet `workload`. Scaling to 0 returns
-    /// once its pod's processes are gone.
-    pub async fn scale(&self, ns: &str, workload: &str, replicas: u32) -> Result<()> {
-        self.check_open()?;
-        let namespace = self.namespace(ns)?;
-        if replicas > 1 {
-            return Err(Error::Invalid {
-                object: format!("workload {workload}"),
-                problem: format!("{replicas} replicas: the local runtime runs 0 or 1"),
-            });
-        }
-        let retiring: Vec<Arc<Pod>> = {
-            let mut state = namespace.lock();
-            let known: Vec<String> = state.workloads.keys().cloned().collect();
-            let Some(w) = state.workloads.get_mut(workload) else {
-                return Err(Error::NoWorkload {
-                    ns: ns.to_owned(),
-                    name: workload.to_owned(),
-                    known,
-                });
-            };
-            w.replicas = replicas;
-            namespace.reconcile(&mut state);
-            state
-                .pods
-                .values()
-                .filter(|p| p.owner_name() == Some(workload) && p.is_terminating())
-                .cloned()
-                .collect()
-        };
-        if replicas == 0 {
-            self.wait_gone(&retiring, &format!("the pods of {ns}/{workload} to stop"))
-                .await?;
-        }
-        Ok(())
-    }
-
     /// The host directory behind claim `claim` of `ns`; it outlives pods.
     pub fn pvc_path(&self, ns: &str, claim: &str) -> Result<PathBuf> {
-        let namespace = self.namespace(ns)?;
+        let namespace = self.namespace_state(ns)?;
         let state = namespace.lock();
         state
             .claims

@@ -1,17 +1,22 @@
-//! Ending namespaces and the runtime: stop (keep the files), delete, shut down, abort, drop.
+//! The local runtime's namespaces: creating one, applying objects into it, and ending it —
+//! stop (keep the files), delete — and the runtime's own end: shut down, abort, drop.
 
+use std::path::Path;
 use std::sync::Arc;
 
+use super::apply::check_name;
 use super::namespace::{Namespace, NsPhase};
 use super::pod::Pod;
 use super::{Error, LocalRuntime, Result};
+use crate::runtime::Namespaces;
+use crate::runtime::objects::Object;
 
 impl LocalRuntime {
     /// Stops every pod of `ns` and keeps its files (volumes, logs) and its timelines for
     /// inspection; no pod is replaced. [`Self::delete_namespace`] still removes it later; the
     /// files outlive [`Self::shutdown`] and drop.
     pub async fn stop_namespace(&self, ns: &str) {
-        let Ok(namespace) = self.namespace(ns) else {
+        let Ok(namespace) = self.namespace_state(ns) else {
             return;
         };
         let pods: Vec<Arc<Pod>> = {
@@ -29,10 +34,47 @@ impl LocalRuntime {
             tracing::warn!("{e}");
         }
     }
+}
+
+impl Namespaces for LocalRuntime {
+    /// Creates an empty namespace.
+    async fn create_namespace(&self, ns: &str) -> Result<()> {
+        self.check_open()?;
+        check_name("namespace", ns, false)?;
+        let mut namespaces = self.namespaces.lock().expect("runtime lock");
+        if namespaces.contains_key(ns) {
+            return Err(Error::NamespaceExists { ns: ns.to_owned() });
+        }
+        let dir = self.namespace_dir(ns);
+        for sub in ["pvc", "pods"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|source| Error::Io {
+                what: format!("creating namespace {ns}"),
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        namespaces.insert(
+            ns.to_owned(),
+            Arc::new(Namespace::new(ns.to_owned(), dir, self.node.clone())),
+        );
+        Ok(())
+    }
+
+    async fn apply(&self, ns: &str, objects: Vec<Object>) -> Result<()> {
+        self.apply_objects(ns, objects).await
+    }
+
+    async fn keep_namespace(&self, ns: &str) -> String {
+        self.stop_namespace(ns).await;
+        format!(
+            "namespace {ns} kept at {}",
+            self.namespace_dir(ns).display()
+        )
+    }
 
     /// Kills everything in `ns` (SIGTERM, then SIGKILL after the grace period), waits, and
     /// removes its directory.
-    pub async fn delete_namespace(&self, ns: &str) -> Result<()> {
+    async fn delete_namespace(&self, ns: &str) -> Result<()> {
         let namespace = self
             .namespaces
             .lock()
@@ -55,7 +97,7 @@ impl LocalRuntime {
     /// SIGKILLs every process of every namespace, waits until they are gone and removes the
     /// files of every namespace not stopped with [`Self::stop_namespace`]. The runtime refuses
     /// new work afterwards.
-    pub async fn shutdown(&self) {
+    async fn shutdown(&self) {
         self.node.procs.close_and_kill();
         let namespaces: Vec<Arc<Namespace>> = self
             .namespaces
@@ -87,14 +129,12 @@ impl LocalRuntime {
             }
         }
     }
-}
 
-impl LocalRuntime {
     /// Kills every process at once (SIGKILL, no grace period) and removes the files of every
     /// namespace not stopped with [`Self::stop_namespace`], and the runtime's own temporary
     /// directory unless such a namespace is kept in it. Synchronous and best effort: what drop
     /// does, for a program that must exit now (a second interrupt) and will not drop it.
-    pub fn abort(&self) {
+    fn abort(&self) {
         self.node.procs.close_and_kill();
         let mut kept = false;
         if let Ok(namespaces) = self.namespaces.lock() {
@@ -132,7 +172,7 @@ impl Drop for LocalRuntime {
     }
 }
 
-fn remove_dir(dir: &std::path::Path) -> Result<()> {
+fn remove_dir(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
             what: "removing a namespace's directory".into(),
