@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::wait::{Condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::watch::{Stopped, until};
@@ -81,10 +82,10 @@ impl Namespaces for KubeRuntime {
         let Some(uid) = deleted.left().and_then(|n| n.metadata.uid) else {
             return Ok(());
         };
-        let gone = watcher::watch_object(api.clone(), ns).default_backoff();
-        let waited = until(gone, self.wait_timeout, |obj: Option<Namespace>| {
-            obj.is_none_or(|n| n.metadata.uid.as_deref() != Some(uid.as_str()))
-                .then_some(())
+        let gone = conditions::is_deleted(&uid);
+        let events = watcher::watch_object(api.clone(), ns).default_backoff();
+        let waited = until(events, self.wait_timeout, |obj: Option<Namespace>| {
+            gone.matches_object(obj.as_ref()).then_some(())
         })
         .await;
         match waited {

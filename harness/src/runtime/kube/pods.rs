@@ -5,6 +5,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::wait::{Condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
@@ -206,13 +207,12 @@ impl Pods for KubeRuntime {
             return Ok(());
         };
         let mut last = None;
+        let gone = conditions::is_deleted(&uid);
         let events = watcher::watch_object(api, pod).default_backoff();
         let waited = until(events, self.wait_timeout, |obj: Option<Pod>| {
-            let gone = obj
-                .as_ref()
-                .is_none_or(|p| p.metadata.uid.as_deref() != Some(uid.as_str()));
+            let deleted = gone.matches_object(obj.as_ref());
             last = obj;
-            gone.then_some(())
+            deleted.then_some(())
         })
         .await;
         let what = format!("pod {ns}/{pod} to be deleted");
