@@ -119,7 +119,7 @@ impl Pods for KubeRuntime {
             tracked
                 .candidates(owner_or_pod_name)
                 .into_iter()
-                .map(pod_info)
+                .map(|p| pod_info(&p))
                 .find(|info| cond(info))
         })
         .await;

@@ -1,12 +1,12 @@
 //! Driving watch streams to a condition, with a timeout.
 
-use std::collections::BTreeMap;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::watcher;
+use kube::runtime::{reflector, watcher};
 
 use super::status::is_named_or_owned_by;
 
@@ -67,38 +67,41 @@ fn is_refusal(err: &watcher::Error) -> bool {
     }
 }
 
-/// The pods of a namespace as a watch reports them.
-#[derive(Default)]
+/// The pods of a namespace as a watch reports them: kube-runtime's reflector store, fed by the
+/// caller's watch events.
 pub(super) struct PodSet {
-    pods: BTreeMap<String, Pod>,
-    listing: bool,
+    reader: reflector::Store<Pod>,
+    writer: reflector::store::Writer<Pod>,
+    /// Whether a first full listing has been applied (the store swaps in a re-listing whole,
+    /// once it is complete, so it stays complete from then on).
+    listed: bool,
+}
+
+impl Default for PodSet {
+    fn default() -> Self {
+        let (reader, writer) = reflector::store();
+        PodSet {
+            reader,
+            writer,
+            listed: false,
+        }
+    }
 }
 
 impl PodSet {
-    /// Applies one watch event; returns whether the set is complete (not mid-listing).
+    /// Applies one watch event; returns whether the set is complete (a first listing is done).
     pub(super) fn apply(&mut self, event: watcher::Event<Pod>) -> bool {
-        let name = |p: &Pod| p.metadata.name.clone().unwrap_or_default();
-        match event {
-            watcher::Event::Init => {
-                self.listing = true;
-                self.pods.clear();
-            }
-            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
-                self.pods.insert(name(&p), p);
-            }
-            watcher::Event::InitDone => self.listing = false,
-            watcher::Event::Delete(p) => {
-                self.pods.remove(&name(&p));
-            }
-        }
-        !self.listing
+        self.listed |= matches!(event, watcher::Event::InitDone);
+        self.writer.apply_watcher_event(&event);
+        self.listed
     }
 
     /// Pods named `key` or owned by workload `key`: live before terminating, newest first.
-    pub(super) fn candidates(&self, key: &str) -> Vec<&Pod> {
-        let mut pods: Vec<&Pod> = self
-            .pods
-            .values()
+    pub(super) fn candidates(&self, key: &str) -> Vec<Arc<Pod>> {
+        let mut pods: Vec<Arc<Pod>> = self
+            .reader
+            .state()
+            .into_iter()
             .filter(|p| is_named_or_owned_by(p, key))
             .collect();
         pods.sort_by_key(|p| {
@@ -111,8 +114,44 @@ impl PodSet {
         pods
     }
 
-    /// Every pod's name, for messages.
-    pub(super) fn names(&self) -> Vec<&str> {
-        self.pods.keys().map(String::as_str).collect()
+    /// Every pod's name, sorted, for messages.
+    pub(super) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .reader
+            .state()
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.to_owned());
+        p
+    }
+
+    #[test]
+    fn a_pod_set_is_complete_after_its_first_listing_and_swaps_a_relisting_in_whole() {
+        let mut set = PodSet::default();
+        assert!(!set.apply(watcher::Event::Init));
+        assert!(!set.apply(watcher::Event::InitApply(pod("a"))));
+        assert!(set.names().is_empty(), "nothing is shown mid-listing");
+        assert!(set.apply(watcher::Event::InitDone));
+        assert_eq!(set.names(), ["a"]);
+        // NB: a watch that is re-listed (410 Gone) keeps the last complete view until done.
+        assert!(set.apply(watcher::Event::Init));
+        assert!(set.apply(watcher::Event::InitApply(pod("b"))));
+        assert_eq!(set.names(), ["a"]);
+        assert!(set.apply(watcher::Event::InitDone));
+        assert_eq!(set.names(), ["b"]);
+        set.apply(watcher::Event::Delete(pod("b")));
+        assert!(set.candidates("b").is_empty());
     }
 }
