@@ -26,8 +26,10 @@ use serde::{Deserialize, Serialize};
 pub mod github;
 pub mod html;
 pub mod matrix;
+mod share;
 pub mod trace;
 
+pub use share::{HarnessShare, Phase};
 pub use trace::{CaseEvent, EventKind, Part, PodTrace};
 
 /// Errors writing reports.
@@ -203,6 +205,10 @@ pub struct ScenarioResult {
     /// What the harness did and saw, oldest first: faults, backups, readiness.
     #[serde(default)]
     pub events: Vec<CaseEvent>,
+    /// The harness's own work in this case (the rest of `duration_ms` is waiting for the
+    /// workload); `None` when the case never started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness: Option<HarnessShare>,
 }
 
 fn first_iteration() -> u32 {
@@ -236,6 +242,7 @@ impl ScenarioResult {
             would_have_been: None,
             pods: Vec::new(),
             events: Vec::new(),
+            harness: None,
         }
     }
 

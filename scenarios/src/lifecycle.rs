@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use harness::report::{Outcome, PodTrace, ScenarioResult};
+use harness::report::{Outcome, Phase, PodTrace, ScenarioResult};
 use harness::runtime::Runtime;
 use harness::runtime::local::Isolation;
 
@@ -147,7 +147,8 @@ impl<R: Runtime> Environment<R> {
         // NB: outside the body, so a case that times out or is stopped keeps what it recorded.
         let recorder = Recorder::default();
         let body = async {
-            let opened = Scenario::open(self, case, ns.clone(), recorder.clone()).await;
+            let open = Scenario::open(self, case, ns.clone(), recorder.clone());
+            let opened = recorder.timed(Phase::Setup, open).await;
             let mut scenario = match opened {
                 Ok(scenario) => scenario,
                 Err(failure) => return (Err(failure), None, false),
@@ -157,7 +158,9 @@ impl<R: Runtime> Environment<R> {
             scenario.observe_store().await;
             let saved = result.is_err();
             if saved {
-                scenario.save_artefacts().await;
+                recorder
+                    .timed(Phase::Teardown, scenario.save_artefacts())
+                    .await;
             }
             // NB: reports outlive the run; no credential may reach them.
             let result = result.map_err(|f| f.map_message(|m| scenario.redact(&m)));
@@ -170,6 +173,7 @@ impl<R: Runtime> Environment<R> {
             reason = stop.stopped() => Ended::Stopped(reason),
         };
         let secrets = std::mem::take(&mut *secrets.lock().expect("not poisoned"));
+        let teardown_started = Instant::now();
         let (timeline, live) = self.case_timeline(case, &ns).await;
         let timeline = redact(&timeline, &secrets);
         let (pods, events) = recorder.finish(live, |text| redact(text, &secrets));
@@ -241,6 +245,9 @@ impl<R: Runtime> Environment<R> {
         result.timeline = timeline;
         result.pods = pods;
         result.events = events;
+        let mut share = recorder.share();
+        share.add(Phase::Teardown, teardown_started.elapsed());
+        result.harness = Some(share);
         if artefacts.is_dir() {
             result.artefacts = Some(artefacts);
         }

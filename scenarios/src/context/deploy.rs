@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use harness::report::{EventKind, PodTrace};
+use harness::report::Phase;
 use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
 use harness::runtime::objects;
@@ -105,8 +106,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// At the end of the case: records the backups in the store that no step listed, if the
     /// store answers within a few seconds.
     pub(crate) async fn observe_store(&self) {
-        let list = self.store.list();
-        if let Ok(Ok(backups)) = tokio::time::timeout(self.pacing().final_listing, list).await {
+        let list = tokio::time::timeout(self.pacing().final_listing, self.store.list());
+        if let Ok(Ok(backups)) = self.recorder.timed(Phase::Teardown, list).await {
             self.recorder.listed(&backups);
         }
     }
@@ -147,8 +148,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub(super) async fn apply(&self, docs: Vec<Value>) -> Check {
         let objects = objects::parse_documents(docs, &self.subject().path)
             .context("reading the manifests")?;
-        self.ns
-            .apply(objects)
+        self.recorder
+            .timed(Phase::Setup, self.ns.apply(objects))
             .await
             .context("applying the manifests")
     }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use harness::faults::{self, Fault};
-use harness::report::EventKind;
+use harness::report::{EventKind, Phase};
 use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
 
@@ -42,11 +42,17 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 Ok(at)
             }
             Fault::CorruptLatestBackup => {
-                self.store.corrupt_latest().await.context(&step)?;
+                self.recorder
+                    .timed(Phase::Store, self.store.corrupt_latest())
+                    .await
+                    .context(&step)?;
                 Ok(at)
             }
             Fault::DeleteLatestBackup => {
-                self.store.delete_latest().await.context(&step)?;
+                self.recorder
+                    .timed(Phase::Store, self.store.delete_latest())
+                    .await
+                    .context(&step)?;
                 Ok(at)
             }
             Fault::StoreDown => {

@@ -1,14 +1,16 @@
 //! A case's record of what happened: faults injected, backups seeded and seen in the store, pods
 //! seen ready, and the timelines of pods before they went away. It outlives the scenario (a case
 //! that timed out or was interrupted keeps what was recorded), and becomes the case's `pods` and
-//! `events` in the report, redacted like everything else there.
+//! `events` in the report, redacted like everything else there. It also keeps the harness's own
+//! share of the case's time ([`Recorder::timed`]).
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use harness::formats::BackupInfo;
-use harness::report::{CaseEvent, EventKind, PodTrace};
+use harness::report::{CaseEvent, EventKind, HarnessShare, Phase, PodTrace};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -23,11 +25,26 @@ struct Inner {
     pods: Vec<PodTrace>,
     /// Backups already recorded (seeded or seen).
     backups: BTreeSet<String>,
+    /// The harness's own work so far.
+    share: HarnessShare,
 }
 
 impl Recorder {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.0.lock().expect("not poisoned")
+    }
+
+    /// Runs `work` and counts its wall time as the harness's own work of `phase`.
+    pub async fn timed<T>(&self, phase: Phase, work: impl Future<Output = T>) -> T {
+        let start = std::time::Instant::now();
+        let out = work.await;
+        self.lock().share.add(phase, start.elapsed());
+        out
+    }
+
+    /// The harness's own work so far.
+    pub fn share(&self) -> HarnessShare {
+        self.lock().share
     }
 
     /// Records `what` of `kind` at `at`.

@@ -7,6 +7,8 @@ use harness::dataset::Dataset;
 use harness::formats::BackupInfo;
 use harness::runtime::Runtime;
 
+use harness::report::Phase;
+
 use super::Scenario;
 use crate::outcome::{Check, Context};
 use crate::{ensure, fail};
@@ -14,7 +16,11 @@ use crate::{ensure, fail};
 impl<'a, R: Runtime> Scenario<'a, R> {
     /// Takes a backup of `dataset` into the scenario's store; returns its ID.
     pub async fn seed_backup(&self, dataset: &Dataset) -> Check<String> {
-        let id = self.store.seed(dataset).await.context("seeding a backup")?;
+        let id = self
+            .recorder
+            .timed(Phase::Seed, self.store.seed(dataset))
+            .await
+            .context("seeding a backup")?;
         self.seeded.lock().expect("not poisoned").push(id.clone());
         self.recorder.seeded(&id);
         Ok(id)
@@ -64,14 +70,18 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// The backups in the store, newest first, with the time each was taken (as the format
     /// lists them: phasepod's IDs, a files backup's name, a restic snapshot's time).
     pub(super) async fn backup_infos(&self) -> Check<Vec<BackupInfo>> {
-        let backups = self.store.list().await.context("listing backups")?;
+        let backups = self
+            .recorder
+            .timed(Phase::Store, self.store.list())
+            .await
+            .context("listing backups")?;
         self.recorder.listed(&backups);
         Ok(backups)
     }
 
     /// Restores backup `id` into a scratch directory, verifying every file.
     pub async fn expect_backup_verifies(&self, id: &str) -> Check {
-        match self.store.verify(id).await {
+        match self.recorder.timed(Phase::Store, self.store.verify(id)).await {
             Ok(_) => Ok(()),
             // NB: a backup the subject made that does not verify is its violation; a store the
             // harness cannot read is the harness's error.

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use harness::dataset::{Dataset, Snapshot};
+use harness::report::Phase;
 use harness::runtime::Runtime;
 use harness::subject::Layout;
 
@@ -24,8 +25,8 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// A copy of the volume's files in a scratch directory.
     pub(super) async fn read_volume(&self) -> Check<tempfile::TempDir> {
         let archive = self
-            .ns
-            .read_claim(self.data_claim()?)
+            .recorder
+            .timed(Phase::Volume, self.ns.read_claim(self.data_claim()?))
             .await
             .context("reading the data volume")?;
         let copy = tempfile::tempdir().context("scratch directory")?;
@@ -38,8 +39,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub(super) async fn write_volume(&self, dir: &Path) -> Check {
         let archive =
             harness::archive::pack_dir(dir, Vec::new()).context("packing files for the volume")?;
-        self.ns
-            .write_claim(self.data_claim()?, archive, self.workload_owner())
+        let write = self
+            .ns
+            .write_claim(self.data_claim()?, archive, self.workload_owner());
+        self.recorder
+            .timed(Phase::Volume, write)
             .await
             .context("writing the data volume")
     }
@@ -63,8 +67,9 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     /// Regular files on the volume, counted no further than `limit`.
     pub async fn volume_file_count(&self, limit: usize) -> Check<usize> {
-        self.ns
-            .count_claim_files(self.data_claim()?, limit)
+        let count = self.ns.count_claim_files(self.data_claim()?, limit);
+        self.recorder
+            .timed(Phase::Volume, count)
             .await
             .context("counting the files on the data volume")
     }
