@@ -14,14 +14,13 @@ use crate::outcome::{Check, Context};
 use crate::{ensure, fail};
 
 impl<R: Runtime> Scenario<'_, R> {
-    /// A backup every 6 s for a minute from the runtime's schedule lead on, for scenarios that
-    /// need one backup after a step whose length a loaded machine decides (a large restore,
-    /// writes).
+    /// A series of backups ([`crate::pacing::Pacing::series_every`], for about a minute) from
+    /// the runtime's schedule lead on, for scenarios that need one backup after a step whose
+    /// length a loaded machine decides (a large restore, writes).
     fn backup_series(&self) -> Vec<chrono::DateTime<chrono::Utc>> {
         let first = self.schedule_ahead();
-        (0..10)
-            .map(|k| first + chrono::Duration::seconds(6 * k))
-            .collect()
+        let every = chrono::Duration::from_std(self.pacing().series_every).expect("seconds");
+        (0..10).map(|k| first + every * k).collect()
     }
 }
 
@@ -219,7 +218,7 @@ async fn run_1_ordering<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     if s.store_can_slow_down() {
         let mut slow = slow_store_for(&backup, s.pacing().slow_run_1_restore);
         if let Fault::SlowStore { latency, .. } = &mut slow {
-            *latency = Duration::from_millis(10);
+            *latency = s.pacing().slow_run_1_latency;
         }
         s.inject(slow).await?;
     }

@@ -21,9 +21,12 @@ pub struct Pacing {
     /// How long a backup may still be uploading after the time a wait ends: a backup whose
     /// upload began in time is listed once it has landed.
     pub completion_grace: Duration,
+    /// The spacing of a series of ten scheduled backups, for scenarios that need one backup
+    /// after a step whose length a loaded machine decides.
+    pub series_every: Duration,
     /// How long a scenario whose requirement is not punctuality waits for a scheduled backup:
-    /// a sidecar whose backup and prune take longer than the series' 6 s spacing falls behind
-    /// its schedule, yet its backups still round-trip.
+    /// a sidecar whose backup and prune take longer than the series' spacing falls behind its
+    /// schedule, yet its backups still round-trip.
     pub backup_patience: Duration,
     /// INIT-6: how long a restore that retries by itself (rather than failing) is watched while
     /// the store is down.
@@ -43,12 +46,20 @@ pub struct Pacing {
     pub restart: Duration,
     /// INIT-7: how long a restore may take to be under way before the kill strikes.
     pub restore_under_way: Duration,
+    /// INIT-7: how often the files on the volume are counted while waiting for the restore to
+    /// be under way (no runtime offers a file-change feed for a claim).
+    pub restore_progress_every: Duration,
+    /// INIT-6: how often a restore that keeps running is looked at again (between failures
+    /// the clock, not the timeline, decides whether it has held long enough).
+    pub held_check_every: Duration,
     /// INIT-7: the least time a slowed store takes to send the backup, so the kill lands
     /// mid-restore.
     pub slow_restore: Duration,
     /// RUN-1: the least time a slowed store takes to send the backup, so an app that does not
     /// wait for the restore has time to start too early.
     pub slow_run_1_restore: Duration,
+    /// RUN-1: the latency a slowed store adds to every request.
+    pub slow_run_1_latency: Duration,
     /// How long the app must take to answer before a request counts as unanswered (MNT-5).
     pub answer: Duration,
     /// How often the app is asked whether it answers while a backup runs (MNT-5).
@@ -73,6 +84,7 @@ impl Pacing {
         schedule_lead: Duration::from_secs(15),
         schedule_tolerance: Duration::from_secs(10),
         completion_grace: Duration::from_secs(10),
+        series_every: Duration::from_secs(6),
         backup_patience: Duration::from_secs(60),
         restore_held: Duration::from_secs(15),
         recovery_window: Duration::from_secs(60),
@@ -81,8 +93,11 @@ impl Pacing {
         prune: Duration::from_secs(10),
         restart: Duration::from_secs(15),
         restore_under_way: Duration::from_secs(10),
+        restore_progress_every: Duration::from_millis(5),
+        held_check_every: Duration::from_secs(1),
         slow_restore: Duration::from_secs(8),
         slow_run_1_restore: Duration::from_secs(2),
+        slow_run_1_latency: Duration::from_millis(10),
         answer: Duration::from_secs(2),
         availability_every: Duration::from_millis(100),
         write_every: Duration::from_millis(25),

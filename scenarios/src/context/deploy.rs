@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use harness::report::{EventKind, PodTrace};
 use harness::report::Phase;
+use harness::report::{EventKind, PodTrace};
 use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
 use harness::runtime::objects;

@@ -1,6 +1,6 @@
 //! Faults: injecting them and waiting for their effect.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use harness::faults::{self, Fault};
@@ -149,8 +149,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 "the restore was not under way within {under_way:?} (no {RESTORE_PROGRESS_FILES} \
                  files on the volume, or {RESTORE_PROGRESS_BYTES} bytes from the store)"
             );
-            // NB: no runtime offers a file-change feed for a claim; it is counted every 5 ms.
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(self.pacing().restore_progress_every).await;
         }
     }
 

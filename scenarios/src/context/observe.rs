@@ -37,13 +37,13 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         let held_for = chrono::Duration::from_std(window).expect("small duration");
         loop {
             // NB: the timeline changes on every failure; between changes the clock decides
-            // whether a run has kept going long enough, so the watch wakes once a second.
+            // whether a run has kept going long enough, so the watch wakes now and then.
             let step = self
                 .ns
                 .wait_for_timeline(
                     &pod.name,
                     rules::failed_at_least(&restore, n),
-                    Duration::from_secs(1),
+                    self.pacing().held_check_every,
                 )
                 .await;
             if step.is_ok() {

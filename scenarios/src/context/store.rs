@@ -81,7 +81,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     /// Restores backup `id` into a scratch directory, verifying every file.
     pub async fn expect_backup_verifies(&self, id: &str) -> Check {
-        match self.recorder.timed(Phase::Store, self.store.verify(id)).await {
+        match self
+            .recorder
+            .timed(Phase::Store, self.store.verify(id))
+            .await
+        {
             Ok(_) => Ok(()),
             // NB: a backup the subject made that does not verify is its violation; a store the
             // harness cannot read is the harness's error.
