@@ -1,8 +1,9 @@
 //! The catalog's rules about a pod's history, as pure functions of its [`Timeline`] and the
-//! subject's [`Roles`], and the conditions scenarios wait for on a timeline. No runtime, no
-//! clock: the tests below build timelines by hand, the right ones and the wrong ones.
+//! subject's [`Roles`], and the conditions scenarios wait for on a timeline or a pod. No runtime,
+//! no clock: the tests below build timelines and pods by hand, the right ones and the wrong ones.
 
 use chrono::{DateTime, Utc};
+use harness::runtime::PodInfo;
 use harness::runtime::timeline::Timeline;
 use harness::subject::Roles;
 
@@ -93,6 +94,22 @@ pub fn restarted(container: &str) -> impl Fn(&Timeline) -> bool + Send + 'static
         let runs = t.runs(&container);
         runs.len() >= 2 && runs.last().is_some_and(|r| r.is_running())
     }
+}
+
+/// Condition: the pod is ready (every regular container runs and passes its readiness probe).
+pub fn ready() -> impl Fn(&PodInfo) -> bool + Send + 'static {
+    |p| p.ready
+}
+
+/// Condition: any pod at all (the workload's current one).
+pub fn any_pod() -> impl Fn(&PodInfo) -> bool + Send + 'static {
+    |_| true
+}
+
+/// Condition: a ready pod other than the one with `uid` (its replacement).
+pub fn replaced(uid: &str) -> impl Fn(&PodInfo) -> bool + Send + 'static {
+    let uid = uid.to_owned();
+    move |p| p.ready && p.uid != uid
 }
 
 #[cfg(test)]
@@ -216,5 +233,22 @@ mod tests {
         assert!(!restarted("app")(&down));
         let again = timeline(vec![], vec![run(0, 1, Some((2, 137))), run(1, 3, None)]);
         assert!(restarted("app")(&again));
+    }
+
+    #[test]
+    fn a_replacement_is_a_ready_pod_with_another_uid() {
+        let pod = |uid: &str, ready: bool| PodInfo {
+            name: "p".into(),
+            ip: std::net::Ipv4Addr::LOCALHOST,
+            phase: PodPhase::Running,
+            ready,
+            uid: uid.into(),
+        };
+        let replaced = replaced("old");
+        assert!(!replaced(&pod("old", true)), "the old pod itself");
+        assert!(!replaced(&pod("new", false)), "a replacement not ready yet");
+        assert!(replaced(&pod("new", true)));
+        assert!(ready()(&pod("old", true)) && !ready()(&pod("old", false)));
+        assert!(any_pod()(&pod("old", false)));
     }
 }

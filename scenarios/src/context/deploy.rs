@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::{Knobs, Scenario, part_of};
 use crate::outcome::{Check, Context, Failure};
+use crate::rules;
 
 impl<'a, R: Runtime> Scenario<'a, R> {
     /// Applies the endpoint ConfigMap, the credentials Secret and the subject's claims.
@@ -116,7 +117,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     pub async fn wait_ready(&self) -> Check<PodInfo> {
         match self
             .ns
-            .wait_for_pod(self.workload_name(), |p| p.ready, self.env.timeouts.ready)
+            .wait_for_pod(
+                self.workload_name(),
+                rules::ready(),
+                self.env.timeouts.ready,
+            )
             .await
         {
             Ok(pod) => {
@@ -131,12 +136,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     /// Waits for a ready pod other than `old`.
     pub async fn wait_replacement(&self, old: &PodInfo) -> Check<PodInfo> {
-        let old_uid = old.uid.clone();
         let pod = self
             .ns
             .wait_for_pod(
                 self.workload_name(),
-                move |p| p.ready && p.uid != old_uid,
+                rules::replaced(&old.uid),
                 self.env.timeouts.ready,
             )
             .await

@@ -11,6 +11,7 @@ use harness::runtime::Runtime;
 use super::Scenario;
 use crate::ensure;
 use crate::outcome::{Check, Context};
+use crate::rules;
 
 impl<'a, R: Runtime> Scenario<'a, R> {
     /// Realises `fault` on this scenario's runtime and store, and records when it struck.
@@ -98,7 +99,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             Fault::KillInitMidRestore => {
                 let pod = self
                     .ns
-                    .wait_for_pod(self.workload_name(), |_| true, self.env.timeouts.ready)
+                    .wait_for_pod(
+                        self.workload_name(),
+                        rules::any_pod(),
+                        self.env.timeouts.ready,
+                    )
                     .await
                     .context(&step)?;
                 let restore = self.subject().profile.containers.restore[0].clone();
@@ -168,7 +173,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
 
     pub(super) async fn current_pod(&self) -> Check<PodInfo> {
         self.ns
-            .wait_for_pod(self.workload_name(), |_| true, self.env.timeouts.ready)
+            .wait_for_pod(
+                self.workload_name(),
+                rules::any_pod(),
+                self.env.timeouts.ready,
+            )
             .await
             .context("finding the pod")
     }
