@@ -2,11 +2,11 @@
 //! a laptop and printable).
 //!
 //! It shows the run (tool, version, catalog, runtime, isolation, services, start, wall time, why
-//! it stopped), the conformance matrix ([`matrix`]: requirement × subject × backend, a colour and
+//! it stopped), the conformance matrix (`matrix.rs`: requirement × subject × backend, a colour and
 //! a symbol per outcome) and every case: failed ones first and open, passed ones collapsed, each
-//! with its message, a timeline drawn as SVG ([`timeline`]: one lane per container, markers for
+//! with its message, a timeline drawn as SVG (`timeline.rs`: one lane per container, markers for
 //! faults, backups and readiness), the events as a table, the timeline as text and links to the
-//! artefacts saved for it ([`case`]).
+//! artefacts saved for it (`case.rs`).
 //!
 //! Every text from the run goes through [`esc`]; messages were redacted before they reached the
 //! report, and nothing here adds any.
