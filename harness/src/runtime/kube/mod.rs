@@ -5,6 +5,11 @@
 //! `app.kubernetes.io/managed-by=phasecheck`); manifests are applied with server-side apply
 //! (field manager `phasecheck`); every wait is a watch with an explicit timeout.
 //!
+//! Each runtime trait is implemented in the module of its concern: `namespace.rs`
+//! ([`Namespaces`](crate::runtime::Namespaces)), `pods.rs` ([`Pods`](crate::runtime::Pods)),
+//! `logs.rs` ([`Logs`](crate::runtime::Logs)) and `helpers.rs`
+//! ([`Containers`](crate::runtime::Containers), [`Claims`](crate::runtime::Claims)).
+//!
 //! # Fidelity limits (read before trusting a result)
 //!
 //! - **Timelines are reconstructed** from `PodStatus`, which keeps only the current and the last

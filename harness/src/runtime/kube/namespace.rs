@@ -1,6 +1,7 @@
 //! Namespaces: one per scenario, created labelled, deleted and awaited.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -9,8 +10,6 @@ use kube::runtime::wait::{Condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::watch::{Stopped, until};
-use std::path::Path;
-
 use super::{Error, KubeRuntime, MANAGED_BY, Result};
 use crate::runtime::Namespaces;
 use crate::runtime::objects::Object;

@@ -1,5 +1,6 @@
 //! Pods: listing, timelines, watch-based waits, deletion and scaling.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -13,8 +14,6 @@ use super::namespace::with_watch_error;
 use super::status::{pod_info, timeline_from_pod};
 use super::watch::{PodSet, Stopped, until};
 use super::{Error, KubeRuntime, Result};
-use std::net::SocketAddr;
-
 use crate::runtime::timeline::Timeline;
 use crate::runtime::{PodInfo, Pods};
 

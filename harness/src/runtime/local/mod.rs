@@ -95,6 +95,14 @@
 //! - The Kubernetes service variables (`KUBERNETES_SERVICE_HOST`, …) are not set.
 //! - Timestamps are wall-clock milliseconds; events within a millisecond compare equal.
 //!
+//! # Code
+//!
+//! Each runtime trait is implemented in a module of its own: `namespace_api.rs`
+//! ([`Namespaces`](crate::runtime::Namespaces), and the runtime's end), `pod_api.rs`
+//! ([`Pods`](crate::runtime::Pods)), `container_api.rs` ([`Logs`](crate::runtime::Logs),
+//! [`Containers`](crate::runtime::Containers)) and `claim_api.rs`
+//! ([`Claims`](crate::runtime::Claims)); the pods themselves live in `pod.rs` and `kubelet.rs`.
+//!
 //! # Files
 //!
 //! Under the root (a temporary directory removed on drop, unless

@@ -1,5 +1,6 @@
 //! The local runtime's pods: listing, waiting, timelines, deleting, scaling, reaching.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,6 @@ use super::pod::Pod;
 use super::{Error, LocalRuntime, Result};
 use crate::runtime::timeline::Timeline;
 use crate::runtime::{PodInfo, Pods};
-use std::net::SocketAddr;
 
 impl Pods for LocalRuntime {
     /// The pods of `ns`, oldest first.
