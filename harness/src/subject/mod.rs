@@ -30,7 +30,7 @@
 //!   write: {httpPut: "/{path}"}        # optional: how to write one ({webdavPut: …}: MKCOL
 //!                                      # the parents first; or {exec: [sh, -c, …]})
 //! backup:
-//!   format: restic                     # phasepod | files | restic
+//!   format: restic                     # phasepod | files | restic | litestream
 //!   path: /data                        # restic: the path the workload's `restic backup` names
 //!   backends:
 //!     s3:
