@@ -51,10 +51,10 @@ use crate::dataset::Dataset;
 pub use crate::remote::{GitLocation, S3Location, StoreLocation};
 use crate::subject::Backend;
 
-mod files;
+pub mod files;
 pub mod litestream;
 pub mod phasepod;
-mod restic;
+pub mod restic;
 mod time;
 
 pub use self::phasepod::Phasepod;
