@@ -67,8 +67,6 @@ pub const SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, content BLOB NOT NULL)";
 /// Limit on one command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
-/// How much of a failed command's standard error an error keeps.
-const STDERR_TAIL: usize = 2000;
 /// The database's file name in scratch directories.
 const DB_FILE: &str = "app.db";
 
@@ -321,16 +319,7 @@ async fn run(
         Ok(Ok(output)) => output,
     };
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let start = stderr.len().saturating_sub(STDERR_TAIL);
-        let start = (start..stderr.len())
-            .find(|i| stderr.is_char_boundary(*i))
-            .unwrap_or(stderr.len());
-        return Err(Error::Tool {
-            command: line,
-            status: output.status,
-            stderr: stderr[start..].trim().to_owned(),
-        });
+        return Err(super::tool_failed(line, &output));
     }
     Ok(output.stdout)
 }

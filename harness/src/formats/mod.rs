@@ -333,6 +333,24 @@ fn join(backends: &[Backend]) -> String {
         .join(" or ")
 }
 
+/// How much of a failed tool's standard error an [`Error::Tool`] keeps (its end).
+const STDERR_TAIL: usize = 2000;
+
+/// [`Error::Tool`] for `command`, which exited unsuccessfully with `output`: its status and the
+/// end of its standard error.
+pub(crate) fn tool_failed(command: String, output: &std::process::Output) -> Error {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let start = stderr.len().saturating_sub(STDERR_TAIL);
+    let start = (start..stderr.len())
+        .find(|i| stderr.is_char_boundary(*i))
+        .unwrap_or(stderr.len());
+    Error::Tool {
+        command,
+        status: output.status,
+        stderr: stderr[start..].trim().to_owned(),
+    }
+}
+
 /// The dataset's first non-empty file in path order, with its content's first byte flipped.
 pub(crate) fn flipped_first_file(dataset: &Dataset) -> Option<(String, Vec<u8>)> {
     dataset

@@ -47,8 +47,6 @@ pub const DEFAULT_PASSWORD: &str = "phasecheck";
 pub const DEFAULT_HOST: &str = "phasecheck";
 /// Limit on one restic command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
-/// How much of a failed command's standard error an error keeps.
-const STDERR_TAIL: usize = 2000;
 
 /// A restic repository on S3 (see the [module docs](self)).
 #[derive(Clone)]
@@ -180,16 +178,7 @@ impl Restic {
             Ok(Ok(output)) => output,
         };
         if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let start = stderr.len().saturating_sub(STDERR_TAIL);
-            let start = (start..stderr.len())
-                .find(|i| stderr.is_char_boundary(*i))
-                .unwrap_or(stderr.len());
-            return Err(Error::Tool {
-                command: line,
-                status: output.status,
-                stderr: stderr[start..].trim().to_owned(),
-            });
+            return Err(super::tool_failed(line, &output));
         }
         Ok(output.stdout)
     }

@@ -227,11 +227,6 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Whether this is a wait that ran out of time, on any runtime.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
-    }
-
     /// A closure making an [`Error::Api`] for `what`.
     pub(crate) fn api(what: impl Into<String>) -> impl FnOnce(::kube::Error) -> Self {
         let what = what.into();

@@ -45,11 +45,6 @@ impl<'r, R: Runtime> Namespaced<'r, R> {
         &self.name
     }
 
-    /// The runtime it belongs to.
-    pub fn runtime(&self) -> &'r R {
-        self.runtime
-    }
-
     /// Creates or updates `objects` here.
     pub async fn apply(&self, objects: Vec<Object>) -> Result<()> {
         self.runtime.apply(&self.name, objects).await
