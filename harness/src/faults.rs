@@ -146,8 +146,8 @@ impl fmt::Display for CorruptionMode {
 }
 
 /// Damages the dataset of `data` on a copy of the volume at `volume`: cuts, flips or deletes the
-/// first non-empty dataset file (in path order, never an ignored one), or deletes the integrity
-/// marker of a layout that has one.
+/// first non-empty dataset file (in path order, never an ignored one; for layout `sqlite` the
+/// database file), or deletes the integrity marker of a layout that has one.
 pub fn corrupt_dataset(volume: &Path, data: &DataSpec, mode: CorruptionMode) -> Result<()> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -156,7 +156,7 @@ pub fn corrupt_dataset(volume: &Path, data: &DataSpec, mode: CorruptionMode) -> 
     let root = volume.join(&data.root);
     let files_root = match data.layout {
         Layout::Phasepod => root.join("files"),
-        Layout::Plain => root.clone(),
+        Layout::Plain | Layout::Sqlite => root.clone(),
     };
     if mode == CorruptionMode::MissingManifest {
         if !data.layout.has_integrity_marker() {
@@ -169,13 +169,20 @@ pub fn corrupt_dataset(volume: &Path, data: &DataSpec, mode: CorruptionMode) -> 
         let manifest = root.join("manifest.json");
         return std::fs::remove_file(&manifest).map_err(io(&manifest));
     }
-    let victim = first_non_empty_file(&files_root, &files_root, &|p| data.is_ignored(p))
-        .map_err(io(&files_root))?
-        .ok_or_else(|| Error::NothingToCorrupt {
-            mode,
-            dir: files_root.clone(),
-            problem: "no non-empty dataset file".into(),
-        })?;
+    // NB: a database is one file: the victim is the database itself.
+    let victim = if data.layout == Layout::Sqlite {
+        std::fs::metadata(&root)
+            .is_ok_and(|m| m.is_file() && m.len() > 1)
+            .then(|| root.clone())
+    } else {
+        first_non_empty_file(&files_root, &files_root, &|p| data.is_ignored(p))
+            .map_err(io(&files_root))?
+    };
+    let victim = victim.ok_or_else(|| Error::NothingToCorrupt {
+        mode,
+        dir: files_root.clone(),
+        problem: "no non-empty dataset file".into(),
+    })?;
     match mode {
         CorruptionMode::TruncateFile => {
             let len = std::fs::metadata(&victim).map_err(io(&victim))?.len();
@@ -305,6 +312,27 @@ mod tests {
             b"ref: refs/heads/main"
         );
         assert!(corrupt_dataset(dir.path(), &data, CorruptionMode::MissingManifest).is_err());
+    }
+
+    #[test]
+    fn a_sqlite_layout_is_corrupted_in_its_database_file() {
+        let data = data(Layout::Sqlite, "db/app.db");
+        for mode in CorruptionMode::for_layout(Layout::Sqlite) {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("db")).unwrap();
+            std::fs::write(dir.path().join("db/app.db"), b"SQLite format 3\0pages").unwrap();
+            std::fs::write(dir.path().join("db/other"), b"left alone").unwrap();
+            let before = crate::dataset::Snapshot::of(dir.path()).unwrap();
+            corrupt_dataset(dir.path(), &data, mode).unwrap();
+            let after = crate::dataset::Snapshot::of(dir.path()).unwrap();
+            assert!(before.first_difference(&after).is_some(), "{mode}");
+            assert_eq!(
+                std::fs::read(dir.path().join("db/other")).unwrap(),
+                b"left alone"
+            );
+        }
+        let empty = tempfile::tempdir().unwrap();
+        assert!(corrupt_dataset(empty.path(), &data, CorruptionMode::FlipBytes).is_err());
     }
 
     #[test]

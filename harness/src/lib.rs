@@ -27,6 +27,7 @@ pub use archive;
 pub mod backups;
 pub mod cluster;
 pub mod dataset;
+pub mod duration;
 pub mod faults;
 pub mod formats;
 pub mod image;

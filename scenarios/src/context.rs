@@ -23,6 +23,7 @@ mod deploy;
 mod inject;
 mod observe;
 mod record;
+mod replication;
 mod store;
 mod volume;
 use crate::outcome::{Check, Context};

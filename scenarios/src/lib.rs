@@ -6,6 +6,7 @@ pub mod checks;
 pub mod clean;
 pub mod cluster;
 pub mod context;
+pub mod continuous;
 pub mod environment;
 pub mod lifecycle;
 pub mod outcome;

@@ -39,6 +39,12 @@ pub struct Pacing {
     pub outage_before_schedule: Duration,
     /// MNT-3: how long the store stays down past the scheduled time.
     pub outage_past_schedule: Duration,
+    /// MNT-3 for continuous maintenance: how long the store stays down after a write, so the
+    /// sidecar's syncs meet the outage.
+    pub outage_continuous: Duration,
+    /// How many failures of a restore or run container, while the harness waits for the pod to
+    /// be ready, mean it will not be: the wait ends there instead of at the readiness timeout.
+    pub gives_up_after: usize,
     /// MNT-4: how long pruning may take once a backup has landed.
     pub prune: Duration,
     /// MNT-5: how long a killed maintenance container may take to run again (a kubelet backs
@@ -90,6 +96,8 @@ impl Pacing {
         recovery_window: Duration::from_secs(60),
         outage_before_schedule: Duration::from_secs(1),
         outage_past_schedule: Duration::from_secs(3),
+        outage_continuous: Duration::from_secs(3),
+        gives_up_after: 5,
         prune: Duration::from_secs(10),
         restart: Duration::from_secs(15),
         restore_under_way: Duration::from_secs(10),

@@ -106,6 +106,12 @@ pub fn any_pod() -> impl Fn(&PodInfo) -> bool + Send + 'static {
     |_| true
 }
 
+/// Condition: any pod, other than the one with `uid` when given (a pod being replaced).
+pub fn any_pod_but(uid: Option<&str>) -> impl Fn(&PodInfo) -> bool + Send + 'static {
+    let uid = uid.map(str::to_owned);
+    move |p| uid.as_deref() != Some(p.uid.as_str())
+}
+
 /// Condition: a ready pod other than the one with `uid` (its replacement).
 pub fn replaced(uid: &str) -> impl Fn(&PodInfo) -> bool + Send + 'static {
     let uid = uid.to_owned();
@@ -250,5 +256,8 @@ mod tests {
         assert!(replaced(&pod("new", true)));
         assert!(ready()(&pod("old", true)) && !ready()(&pod("old", false)));
         assert!(any_pod()(&pod("old", false)));
+        assert!(any_pod_but(None)(&pod("old", false)));
+        assert!(!any_pod_but(Some("old"))(&pod("old", true)));
+        assert!(any_pod_but(Some("old"))(&pod("new", false)));
     }
 }

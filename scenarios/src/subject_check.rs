@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use harness::subject::{AppAccess, Subject};
+use harness::subject::{AppAccess, Maintenance, Subject};
 
 use crate::catalog;
 
@@ -68,11 +68,7 @@ fn summary(subject: &Subject) -> String {
         p.data.mount_path,
         p.app.container,
         p.data.root,
-        if p.data.layout.has_integrity_marker() {
-            "phasepod"
-        } else {
-            "plain"
-        },
+        p.data.layout.name(),
         p.data.ignore
     ));
     line(format!(
@@ -116,9 +112,12 @@ fn summary(subject: &Subject) -> String {
             written.join(", ")
         ));
     }
+    let maintenance = match &p.maintenance {
+        Maintenance::Scheduled(knob) => format!("schedule ${}", knob.env),
+        Maintenance::Continuous { lag } => format!("continuous, lag {lag:?}"),
+    };
     line(format!(
-        "  knobs      schedule ${}{}",
-        p.schedule.env,
+        "  knobs      {maintenance}{}",
         p.retention.as_ref().map_or(
             ", no retention knob (MNT-4 not applicable)".to_owned(),
             |r| { format!(", retention ${}", r.env) }

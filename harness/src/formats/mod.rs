@@ -52,10 +52,12 @@ pub use crate::remote::{GitLocation, S3Location, StoreLocation};
 use crate::subject::Backend;
 
 pub mod files;
+pub mod files_table;
 pub mod litestream;
 pub mod phasepod;
 pub mod restic;
 mod time;
+mod tool;
 
 pub use self::phasepod::Phasepod;
 pub use files::Files;
@@ -285,6 +287,12 @@ impl FromStr for FormatKind {
 pub trait BackupFormat: Send + Sync + fmt::Debug {
     /// Which format.
     fn kind(&self) -> FormatKind;
+
+    /// Whether [`seed`](Self::seed) can take a backup as taken at a chosen time; a format whose
+    /// tool stamps its own times (litestream) seeds a history in order, each backup now.
+    fn seeds_at_chosen_times(&self) -> bool {
+        true
+    }
 
     /// Takes a backup of `dataset` into `store`, as taken at `at` (now when `None`); returns it.
     async fn seed(

@@ -87,12 +87,25 @@ pub(super) struct V2 {
     pub data: V2Data,
     pub app: V2App,
     pub backup: V2Backup,
-    pub schedule: ScheduleKnob,
+    /// How the maintenance container backs up; absent = `scheduled`.
+    #[serde(default)]
+    pub maintenance: Option<V2Maintenance>,
+    #[serde(default)]
+    pub schedule: Option<ScheduleKnob>,
     #[serde(default)]
     pub retention: Option<RetentionKnob>,
     /// Requirement IDs the subject promises; absent = all.
     #[serde(default)]
     pub claims: Option<Vec<String>>,
+}
+
+/// `maintenance: {kind: scheduled}` or `{kind: continuous, lag: 10s}`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct V2Maintenance {
+    pub kind: String,
+    #[serde(default)]
+    pub lag: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -21,7 +21,8 @@
 //! data:
 //!   volume: data                       # the pod volume holding the dataset
 //!   root: ""                           # the dataset's directory inside it
-//!   layout: plain                      # plain files, or `phasepod` (manifest.json + files/)
+//!   layout: plain                      # plain files, `phasepod` (manifest.json + files/), or
+//!                                      # `sqlite` (root names a database; its `files` table)
 //!   ignore: ["lost+found/**"]          # not part of the dataset
 //! app:
 //!   container: app
@@ -42,6 +43,8 @@
 //!             AWS_ACCESS_KEY_ID: "{s3.accessKeyId}"
 //!             AWS_SECRET_ACCESS_KEY: "{s3.secretAccessKey}"
 //! schedule: {env: RUNAT}               # HH:MM:SS[,HH:MM:SS…] UTC on the maintenance container
+//!                                      # (or `maintenance: {kind: continuous, lag: 10s}` and
+//!                                      # no schedule: every write in the store within the lag)
 //! retention: {env: KEEP}               # optional; without it MNT-4 is not applicable
 //! claims: [INIT-1, INIT-2, INIT-4, RUN-1, RUN-2, SEC-1, SEC-2, MNT-1, MNT-2, LIFE-1]
 //! ```
@@ -59,10 +62,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod document;
+mod maintenance;
 mod pod_spec;
 mod references;
 pub mod template;
 
+pub use maintenance::Maintenance;
 use pod_spec::Checked;
 pub use template::{Template, TemplateValues};
 
@@ -166,12 +171,36 @@ pub enum Layout {
     /// phasepod's: `manifest.json` (paths, sizes, SHA-256) and `files/**` under the root; valid
     /// when the manifest matches the files (docs/CONTRACTS.md).
     Phasepod,
+    /// The root names a SQLite database; the dataset is its `files(path, content)` table
+    /// ([`crate::formats::files_table`]), compared as content, never as the database's bytes.
+    Sqlite,
 }
 
 impl Layout {
+    /// The layout's name in profiles (`data.layout`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Plain => "plain",
+            Layout::Phasepod => "phasepod",
+            Layout::Sqlite => "sqlite",
+        }
+    }
+
     /// Whether the layout has an integrity marker that "remove the marker" corrupts.
     pub fn has_integrity_marker(self) -> bool {
         matches!(self, Layout::Phasepod)
+    }
+
+    /// Whether the layout can tell a valid dataset from a damaged one by itself (phasepod's
+    /// manifest, SQLite's integrity check); a plain tree of files cannot.
+    pub fn self_verifying(self) -> bool {
+        matches!(self, Layout::Phasepod | Layout::Sqlite)
+    }
+
+    /// Whether the dataset is the files' bytes (a valid dataset left alone keeps them); a
+    /// database's bytes change whenever it is opened for writing, its content does not.
+    pub fn compares_bytes(self) -> bool {
+        !matches!(self, Layout::Sqlite)
     }
 }
 
@@ -202,7 +231,8 @@ pub struct DataSpec {
     pub volume: String,
     /// Where the app container mounts it.
     pub mount_path: String,
-    /// The dataset's directory inside the volume (`""`: the volume's top).
+    /// The dataset's directory inside the volume (`""`: the volume's top); for layout `sqlite`
+    /// the database file.
     pub root: String,
     /// How the dataset sits there.
     pub layout: Layout,
@@ -341,7 +371,7 @@ pub struct BackupSpec {
 }
 
 /// The env var carrying the backup schedule (`RUNAT=HH:MM:SS[,HH:MM:SS…]`).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleKnob {
     /// Env var name on the maintenance container.
@@ -381,8 +411,8 @@ pub struct Profile {
     pub app: AppSpec,
     /// The backup format and how the workload finds each backend's store.
     pub backup: BackupSpec,
-    /// The schedule knob of the maintenance container.
-    pub schedule: ScheduleKnob,
+    /// How the maintenance container backs up: on a schedule (its knob) or continuously.
+    pub maintenance: Maintenance,
     /// The retention knob of the maintenance container, if it has one.
     pub retention: Option<RetentionKnob>,
     /// Requirement IDs the subject promises; `None`: all of them.
@@ -754,7 +784,7 @@ fn from_v1(doc: document::V1) -> Profile {
             path: None,
             backends,
         },
-        schedule: doc.schedule,
+        maintenance: Maintenance::Scheduled(doc.schedule),
         retention: doc.retention,
         claims: None,
     }
@@ -793,13 +823,23 @@ fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result
     let layout = match doc.data.layout.as_deref() {
         None | Some("plain") => Layout::Plain,
         Some("phasepod") => Layout::Phasepod,
+        Some("sqlite") => Layout::Sqlite,
         Some(other) => {
             return Err(invalid(
                 "data.layout",
-                format!("unknown layout `{other}`; use `plain` or `phasepod`"),
+                format!("unknown layout `{other}`; use `plain`, `phasepod` or `sqlite`"),
             ));
         }
     };
+    if layout == Layout::Sqlite && doc.data.root.trim_end_matches('/').is_empty() {
+        return Err(invalid(
+            "data.root",
+            "layout `sqlite` needs the database file's path inside the volume, e.g. `app.db`"
+                .into(),
+        ));
+    }
+    let maintenance = maintenance::from_document(doc.maintenance, doc.schedule)
+        .map_err(|(field, problem)| invalid(field, problem))?;
     if doc.data.root.starts_with('/') || doc.data.root.split('/').any(|p| p == "..") {
         return Err(invalid(
             "data.root",
@@ -873,7 +913,7 @@ fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result
             path: backup_path,
             backends,
         },
-        schedule: doc.schedule,
+        maintenance,
         retention: doc.retention,
         claims: doc.claims.map(|ids| ids.into_iter().collect()),
     })

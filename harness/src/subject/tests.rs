@@ -211,3 +211,72 @@ fn an_unknown_field_in_a_manifest_is_an_error_naming_the_manifest_and_document()
     assert!(message.contains("restartPolicyy"), "{message}");
     assert!(message.contains("s.yaml"), "{message}");
 }
+
+#[test]
+fn a_continuous_workload_names_its_lag_and_no_schedule() {
+    let continuous = |maintenance: &str| {
+        profile_v2(RESTIC_BACKUP, "").replace("schedule: {env: RUNAT}\n", maintenance)
+    };
+    let subject = load(&continuous("maintenance: {kind: continuous, lag: 10s}\n")).unwrap();
+    assert_eq!(
+        subject.profile.maintenance,
+        Maintenance::Continuous {
+            lag: std::time::Duration::from_secs(10)
+        }
+    );
+    assert_eq!(subject.profile.maintenance.schedule(), None);
+    for (maintenance, field, hint) in [
+        (
+            "maintenance: {kind: continuous}\n",
+            "`maintenance.lag`",
+            "lag: 10s",
+        ),
+        (
+            "maintenance: {kind: continuous, lag: soon}\n",
+            "`maintenance.lag`",
+            "not a duration",
+        ),
+        ("", "`schedule`", "schedule: {env: RUNAT}"),
+        (
+            "maintenance: {kind: hourly}\n",
+            "`maintenance.kind`",
+            "`scheduled` or `continuous`",
+        ),
+        (
+            "maintenance: {kind: continuous, lag: 5s}\nschedule: {env: RUNAT}\n",
+            "`schedule`",
+            "remove `schedule`",
+        ),
+    ] {
+        let message = load(&continuous(maintenance)).unwrap_err().to_string();
+        assert!(message.contains(field), "{maintenance}: {message}");
+        assert!(message.contains(hint), "{maintenance}: {message}");
+    }
+    let scheduled = load(&profile_v2(RESTIC_BACKUP, "")).unwrap();
+    assert_eq!(
+        scheduled
+            .profile
+            .maintenance
+            .schedule()
+            .map(|k| k.env.as_str()),
+        Some("RUNAT")
+    );
+}
+
+#[test]
+fn a_sqlite_layout_names_the_database_file() {
+    let text = profile_v2(RESTIC_BACKUP, "").replace(
+        "data: {volume: data, ignore: [.git/**]}",
+        "data: {volume: data, root: app.db, layout: sqlite}",
+    );
+    let subject = load(&text).unwrap();
+    assert_eq!(subject.profile.data.layout, Layout::Sqlite);
+    assert_eq!(subject.profile.data.root, "app.db");
+    assert!(!Layout::Sqlite.compares_bytes());
+    assert!(Layout::Sqlite.self_verifying());
+    let message = load(&text.replace("root: app.db, ", ""))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("`data.root`"), "{message}");
+    assert!(message.contains("database file"), "{message}");
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use harness::app::AppClient;
 use harness::dataset::Dataset;
+use harness::formats::files_table::FilesTable;
 use harness::runtime::{PodInfo, Runtime};
 use harness::subject::{AppAccess, AppRequest, Layout};
 
@@ -133,7 +134,8 @@ impl<R: Runtime> Scenario<'_, R> {
     }
 
     /// The dataset on the volume: the files under the root (for layout `phasepod`, those its
-    /// manifest lists, which must verify), minus ignored paths.
+    /// manifest lists, which must verify; for `sqlite`, the database's `files` table, which must
+    /// pass SQLite's integrity check), minus ignored paths.
     pub async fn volume_dataset(&self) -> Check<Dataset> {
         let copy = self.read_volume().await?;
         let data = &self.subject().profile.data;
@@ -143,6 +145,16 @@ impl<R: Runtime> Scenario<'_, R> {
             Layout::Phasepod if !root.exists() => Dataset::empty(),
             Layout::Phasepod => harness::formats::phasepod::read_dataset_dir(&root)
                 .violation("the dataset on the volume does not verify")?,
+            Layout::Sqlite if !root.exists() => Dataset::empty(),
+            Layout::Sqlite => FilesTable::default()
+                .read(&root)
+                .await
+                .context("reading the database on the volume")?
+                .map_err(|why| {
+                    Failure::violation(format!(
+                        "the database on the volume is no valid dataset: {why}"
+                    ))
+                })?,
         };
         Ok(Dataset {
             files: dataset

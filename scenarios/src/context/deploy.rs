@@ -8,6 +8,7 @@ use harness::report::{EventKind, PodTrace};
 use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
 use harness::runtime::objects;
+use harness::runtime::timeline::Timeline;
 use harness::subject::TemplateValues;
 use serde_json::{Value, json};
 
@@ -113,17 +114,20 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
     }
 
-    /// Waits until the workload's pod is ready.
+    /// Waits until the workload's pod is ready; fails early once one of its restore or run
+    /// containers keeps failing ([`Pacing::gives_up_after`](crate::pacing::Pacing::gives_up_after)
+    /// failures more than when the wait began), as such a pod never becomes ready.
     pub async fn wait_ready(&self) -> Check<PodInfo> {
-        match self
-            .ns
-            .wait_for_pod(
-                self.workload_name(),
-                rules::ready(),
-                self.env.timeouts.ready,
-            )
-            .await
-        {
+        let ready = self.ns.wait_for_pod(
+            self.workload_name(),
+            rules::ready(),
+            self.env.timeouts.ready,
+        );
+        let result = tokio::select! {
+            result = ready => result,
+            failure = self.a_container_keeps_failing(None) => return Err(failure),
+        };
+        match result {
             Ok(pod) => {
                 self.recorder.event(Utc::now(), EventKind::Ready, &pod.name);
                 Ok(pod)
@@ -134,17 +138,67 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
     }
 
-    /// Waits for a ready pod other than `old`.
-    pub async fn wait_replacement(&self, old: &PodInfo) -> Check<PodInfo> {
+    /// Resolves once one of the pod's (a pod other than `old`'s, when given) restore or run
+    /// containers has failed [`Pacing::gives_up_after`](crate::pacing::Pacing::gives_up_after)
+    /// more times than when called, with that as a violation; never otherwise.
+    async fn a_container_keeps_failing(&self, old: Option<&str>) -> Failure {
+        let roles = &self.subject().profile.containers;
+        let patience = self.env.timeouts.ready;
         let pod = self
             .ns
-            .wait_for_pod(
-                self.workload_name(),
-                rules::replaced(&old.uid),
-                self.env.timeouts.ready,
-            )
+            .wait_for_pod(self.workload_name(), rules::any_pod_but(old), patience)
+            .await;
+        let Ok(pod) = pod else {
+            return std::future::pending().await;
+        };
+        let Ok(timeline) = self.timeline(&pod.name).await else {
+            return std::future::pending().await;
+        };
+        let more = self.pacing().gives_up_after;
+        let limits: Vec<(String, usize)> = roles
+            .restore
+            .iter()
+            .chain(&roles.run)
+            .map(|c| (c.clone(), rules::failures(&timeline, c) + more))
+            .collect();
+        let watched = limits.clone();
+        let keeps_failing =
+            move |t: &Timeline| watched.iter().any(|(c, n)| rules::failures(t, c) >= *n);
+        match self
+            .ns
+            .wait_for_timeline(&pod.name, keeps_failing, patience)
             .await
-            .context("waiting for the replacement pod")?;
+        {
+            Ok(timeline) => {
+                let names: Vec<&str> = limits
+                    .iter()
+                    .filter(|(c, n)| rules::failures(&timeline, c) >= *n)
+                    .map(|(c, _)| c.as_str())
+                    .collect();
+                Failure::violation(format!(
+                    "the pod did not become ready: `{}` failed {more} times in a row\n{}",
+                    names.join("`, `"),
+                    timeline.render()
+                ))
+            }
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Waits for a ready pod other than `old`; fails early as [`wait_ready`](Self::wait_ready)
+    /// does.
+    pub async fn wait_replacement(&self, old: &PodInfo) -> Check<PodInfo> {
+        let replaced = self.ns.wait_for_pod(
+            self.workload_name(),
+            rules::replaced(&old.uid),
+            self.env.timeouts.ready,
+        );
+        let pod = tokio::select! {
+            result = replaced => result.context("waiting for the replacement pod")?,
+            failure = self.a_container_keeps_failing(Some(&old.uid)) => {
+                return Err(failure.map_message(|m| format!("the replacement pod: {m}")));
+            }
+        };
         self.recorder.event(Utc::now(), EventKind::Ready, &pod.name);
         Ok(pod)
     }
@@ -246,14 +300,14 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             })
             .unwrap_or_default();
         let mut maintenance_env = backend_env.clone();
-        if !knobs.schedule.is_empty() {
+        if let (false, Some(knob)) = (knobs.schedule.is_empty(), profile.maintenance.schedule()) {
             let runat = knobs
                 .schedule
                 .iter()
                 .map(|t| t.format("%H:%M:%S").to_string())
                 .collect::<Vec<_>>()
                 .join(",");
-            maintenance_env.insert(profile.schedule.env.clone(), runat);
+            maintenance_env.insert(knob.env.clone(), runat);
         }
         if let (Some(keep), Some(knob)) = (knobs.keep, &profile.retention) {
             maintenance_env.insert(knob.env.clone(), keep.to_string());

@@ -7,6 +7,7 @@ use harness::faults::{self, Fault};
 use harness::report::{EventKind, Phase};
 use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
+use harness::subject::Layout;
 
 use super::Scenario;
 use crate::ensure;
@@ -130,17 +131,19 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     }
 
     /// Waits until the restore is under way, so a kill lands mid-way: it has written a few files
-    /// on the volume; without a claim to look at, it has downloaded [`RESTORE_PROGRESS_BYTES`]
+    /// on the volume; without a claim to look at (or for a database, one file), it has downloaded [`RESTORE_PROGRESS_BYTES`]
     /// (an embedded store counts them); without either, the start of the restore has to do.
     pub(super) async fn wait_restore_under_way(&self) -> Check {
         let baseline = self.store.bytes_sent();
-        if !self.data_on_claim() && baseline.is_none() {
+        // NB: a database is one file however far its restore has come.
+        let count_files = self.data_on_claim() && self.layout() != Layout::Sqlite;
+        if !count_files && baseline.is_none() {
             return Ok(());
         }
         let under_way = self.pacing().restore_under_way;
         let deadline = Instant::now() + under_way;
         loop {
-            if self.data_on_claim() {
+            if count_files {
                 if self.volume_file_count(RESTORE_PROGRESS_FILES).await? >= RESTORE_PROGRESS_FILES {
                     return Ok(());
                 }

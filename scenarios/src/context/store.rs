@@ -29,22 +29,27 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// Seeds `datasets` (oldest first) as backups taken an hour apart, ending an hour ago.
     /// Where the store allows it (not git, whose history is the order), they are created out
     /// of order (for four: the third, the first, the newest, the second), so that a workload
-    /// that takes the newest upload, or the last listed, for the newest backup shows. Returns
-    /// their IDs, oldest first.
+    /// that takes the newest upload, or the last listed, for the newest backup shows. A format
+    /// that stamps its own times ([`BackupFormat::seeds_at_chosen_times`]) gets them in order,
+    /// each taken now. Returns their IDs, oldest first.
+    ///
+    /// [`BackupFormat::seeds_at_chosen_times`]: harness::formats::BackupFormat::seeds_at_chosen_times
     pub async fn seed_history(&self, datasets: &[Dataset]) -> Check<Vec<String>> {
         let n = datasets.len();
         let now = Utc::now();
-        let taken = |i: usize| now - chrono::Duration::hours((n - i) as i64);
-        let order: Vec<usize> = if self.case.backend != harness::subject::Backend::Git && n >= 3 {
-            [n - 2, 0, n - 1].into_iter().chain(1..n - 2).collect()
-        } else {
-            (0..n).collect()
-        };
+        let backdated = self.store.format().seeds_at_chosen_times();
+        let taken = |i: usize| backdated.then(|| now - chrono::Duration::hours((n - i) as i64));
+        let order: Vec<usize> =
+            if backdated && self.case.backend != harness::subject::Backend::Git && n >= 3 {
+                [n - 2, 0, n - 1].into_iter().chain(1..n - 2).collect()
+            } else {
+                (0..n).collect()
+            };
         let mut ids = vec![String::new(); n];
         for i in order {
             let info = self
                 .store
-                .seed_at(&datasets[i], Some(taken(i)))
+                .seed_at(&datasets[i], taken(i))
                 .await
                 .context("seeding a backup")?;
             self.seeded

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use harness::dataset::{Dataset, Snapshot};
+use harness::formats::files_table::FilesTable;
 use harness::report::Phase;
 use harness::runtime::Runtime;
 use harness::subject::Layout;
@@ -75,7 +76,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     }
 
     /// Writes `dataset` onto the volume as a valid dataset in the subject's layout (for
-    /// `phasepod`, with a manifest of generation `generation`).
+    /// `phasepod`, with a manifest of generation `generation`; for `sqlite`, as a database).
     pub async fn write_volume_dataset(&self, dataset: &Dataset, generation: u64) -> Check {
         let dir = tempfile::tempdir().context("scratch directory")?;
         let data = &self.subject().profile.data;
@@ -88,6 +89,15 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             Layout::Plain => dataset
                 .write_files(&root)
                 .context("writing a dataset for the volume")?,
+            Layout::Sqlite => {
+                if let Some(parent) = root.parent() {
+                    std::fs::create_dir_all(parent).context("scratch directory")?;
+                }
+                FilesTable::default()
+                    .replace(&root, dataset)
+                    .await
+                    .context("writing a database for the volume")?
+            }
         }
         self.write_volume(dir.path()).await
     }
@@ -101,11 +111,12 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     }
 
     /// After a killed restore: whatever is on the volume is not mistaken for a valid dataset. Only
-    /// a layout with an integrity marker can say "valid" of a volume; for a plain one, what the
-    /// next attempt makes of the leftovers is judged by what the app then serves.
+    /// a self-verifying layout (phasepod's manifest, SQLite's integrity check) can say "valid" of
+    /// a volume; for a plain one, what the next attempt makes of the leftovers is judged by what
+    /// the app then serves.
     pub async fn expect_no_partial_dataset_looks_valid(&self, backup: &Dataset) -> Check {
         let data = &self.subject().profile.data;
-        if !data.layout.has_integrity_marker() {
+        if !data.layout.self_verifying() {
             return Ok(());
         }
         let copy = self.read_volume().await?;
@@ -113,7 +124,15 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         if !current.exists() {
             return Ok(());
         }
-        if let Ok(files) = harness::formats::phasepod::read_dataset_dir(&current) {
+        let valid = match data.layout {
+            Layout::Sqlite => FilesTable::default()
+                .read(&current)
+                .await
+                .context("reading the database on the volume")?
+                .ok(),
+            _ => harness::formats::phasepod::read_dataset_dir(&current).ok(),
+        };
+        if let Some(files) = valid {
             ensure!(
                 files == *backup,
                 "a killed restore left a dataset that verifies but is not the backup ({} of {} files)",
