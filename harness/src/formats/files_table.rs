@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::tool::{Tool, run};
+use super::tool::{Input, Tool, run};
 use super::{Error, Result};
 use crate::dataset::Dataset;
 
@@ -51,7 +51,11 @@ impl FilesTable {
             program: &self.sqlite3,
             install: SQLITE3_INSTALL,
         };
-        run(&tool, &args, &[], stdin).await
+        let input = Input {
+            stdin,
+            ..Input::default()
+        };
+        run(&tool, &args, input).await
     }
 
     /// Makes `db`'s `files` table (created with the database when missing) hold exactly

@@ -49,7 +49,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::files_table::{FilesTable, utf8};
-use super::tool::{Tool, run};
+use super::tool::{Input, Tool, run};
 use super::{BackupFormat, BackupInfo, Error, FormatKind, Result, StoreLocation, check_backend};
 use crate::dataset::Dataset;
 use crate::remote::S3Location;
@@ -108,7 +108,11 @@ impl Litestream {
                 s3.secret_access_key.as_str(),
             ),
         ];
-        run(&self.litestream(), args, &credentials, None).await
+        let input = Input {
+            env: &credentials,
+            ..Input::default()
+        };
+        run(&self.litestream(), args, input).await
     }
 
     /// The replica's LTX files, every level.

@@ -30,12 +30,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::tool::{Input, Tool, run};
 use super::{BackupFormat, BackupInfo, Error, FormatKind, Result, StoreLocation, check_backend};
 use crate::dataset::Dataset;
 use crate::remote::S3Location;
@@ -45,8 +45,6 @@ use crate::remote::s3::S3Client;
 pub const DEFAULT_PASSWORD: &str = "phasecheck";
 /// The host name and tag seeded snapshots carry unless others are given.
 pub const DEFAULT_HOST: &str = "phasecheck";
-/// Limit on one restic command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A restic repository on S3 (see the [module docs](self)).
 #[derive(Clone)]
@@ -127,60 +125,36 @@ impl Restic {
     /// Runs restic with `args` (after `--no-cache`) against `s3`, in `cwd` when given; its
     /// output when it exits 0.
     async fn run(&self, s3: &S3Location, args: &[&str], cwd: Option<&Path>) -> Result<Vec<u8>> {
-        let home = tempfile::Builder::new()
-            .prefix("phasecheck-restic-")
-            .tempdir()
-            .map_err(Error::local(
-                "create a scratch HOME in",
-                std::env::temp_dir(),
-            ))?;
-        let mut command = tokio::process::Command::new(&self.program);
-        command.arg("--no-cache");
+        let mut all = vec!["--no-cache"];
         // NB: a reader's lock blocks the workload's `forget --prune` (it needs the repository
         // exclusively) and the workload's prune would block the harness: looking must not lock.
         if args
             .first()
             .is_some_and(|a| ["cat", "snapshots", "restore", "list", "ls"].contains(a))
         {
-            command.arg("--no-lock");
+            all.push("--no-lock");
         }
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("TZ", "UTC")
-            .env("RESTIC_REPOSITORY", repository(s3))
-            .env("RESTIC_PASSWORD", &self.password)
-            .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key)
-            .env("AWS_DEFAULT_REGION", &s3.region)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        if let Some(cwd) = cwd {
-            command.current_dir(cwd);
-        }
-        let line = format!("restic {}", args.join(" "));
-        let output = match tokio::time::timeout(COMMAND_TIMEOUT, command.output()).await {
-            Err(_) => {
-                return Err(Error::ToolOutput {
-                    command: line,
-                    problem: format!("no result within {COMMAND_TIMEOUT:?}"),
-                });
-            }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::ToolMissing {
-                    program: "restic",
-                    install: "Debian's `restic`",
-                });
-            }
-            Ok(Err(e)) => return Err(Error::local("run", &self.program)(e)),
-            Ok(Ok(output)) => output,
+        all.extend_from_slice(args);
+        let repository = repository(s3);
+        let env = [
+            ("TZ", "UTC"),
+            ("RESTIC_REPOSITORY", repository.as_str()),
+            ("RESTIC_PASSWORD", self.password.as_str()),
+            ("AWS_ACCESS_KEY_ID", s3.access_key_id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key.as_str()),
+            ("AWS_DEFAULT_REGION", s3.region.as_str()),
+        ];
+        let tool = Tool {
+            name: "restic",
+            program: &self.program,
+            install: "Debian's `restic`",
         };
-        if !output.status.success() {
-            return Err(super::tool_failed(line, &output));
-        }
-        Ok(output.stdout)
+        let input = Input {
+            env: &env,
+            cwd,
+            ..Input::default()
+        };
+        run(&tool, &all, input).await
     }
 
     /// `restic cat …` parsed as JSON.

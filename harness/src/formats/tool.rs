@@ -1,5 +1,5 @@
-//! Running a backup tool (`litestream`, `sqlite3`) with an environment of its own: only what the
-//! caller passes, `PATH` and a scratch `HOME`, never the host's variables.
+//! Running a backup tool (`restic`, `litestream`, `sqlite3`) with an environment of its own:
+//! only what the caller passes, `PATH` and a scratch `HOME`, never the host's variables.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,14 +16,20 @@ pub(crate) struct Tool<'a> {
     pub install: &'static str,
 }
 
-/// Runs `tool` with `args` and only `env` (plus `PATH` and a scratch `HOME`); its output when it
-/// exits 0.
-pub(crate) async fn run(
-    tool: &Tool<'_>,
-    args: &[&str],
-    env: &[(&str, &str)],
-    stdin: Option<Vec<u8>>,
-) -> Result<Vec<u8>> {
+/// What one run gets besides its arguments.
+#[derive(Default)]
+pub(crate) struct Input<'a> {
+    /// The only variables it sees, besides `PATH` and a scratch `HOME`.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Written to its standard input (else it reads nothing).
+    pub stdin: Option<Vec<u8>>,
+    /// Its working directory (else the harness's).
+    pub cwd: Option<&'a Path>,
+}
+
+/// Runs `tool` with `args` and `input`; its output when it exits 0.
+pub(crate) async fn run(tool: &Tool<'_>, args: &[&str], input: Input<'_>) -> Result<Vec<u8>> {
+    let Input { env, stdin, cwd } = input;
     use tokio::io::AsyncWriteExt as _;
 
     let home = tempfile::Builder::new()
@@ -48,6 +54,9 @@ pub(crate) async fn run(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
     // NB: the SQL holds the dataset, not secrets; the line names the command without it.
     let line = format!(
         "{} {}",
