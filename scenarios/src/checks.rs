@@ -16,12 +16,13 @@ use crate::{ensure, fail};
 
 impl<R: Runtime> Scenario<'_, R> {
     /// A series of backups ([`crate::pacing::Pacing::series_every`], for about a minute) from
-    /// the runtime's schedule lead on, for scenarios that need one backup after a step whose
-    /// length a loaded machine decides (a large restore, writes).
+    /// [`crate::pacing::Pacing::series_lead`] on, for scenarios that need one backup after a
+    /// step whose length a loaded machine decides (a large restore, writes): they take the first
+    /// time after that step, so times the pod was not up for yet cost nothing.
     fn backup_series(&self) -> Vec<chrono::DateTime<chrono::Utc>> {
-        let first = self.schedule_ahead();
+        let first = crate::context::whole_second_after(self.pacing().series_lead);
         let every = chrono::Duration::from_std(self.pacing().series_every).expect("seconds");
-        (0..10).map(|k| first + every * k).collect()
+        (0..12).map(|k| first + every * k).collect()
     }
 }
 

@@ -29,6 +29,7 @@ mod volume;
 use crate::outcome::{Check, Context};
 use crate::plan::Case;
 pub use record::Recorder;
+pub(crate) use store::whole_second_after;
 
 /// The subject's knobs for one deployment.
 #[derive(Clone, Debug, Default)]

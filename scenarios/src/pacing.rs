@@ -21,9 +21,12 @@ pub struct Pacing {
     /// How long a backup may still be uploading after the time a wait ends: a backup whose
     /// upload began in time is listed once it has landed.
     pub completion_grace: Duration,
-    /// The spacing of a series of ten scheduled backups, for scenarios that need one backup
+    /// The spacing of a series of twelve scheduled backups, for scenarios that need one backup
     /// after a step whose length a loaded machine decides.
     pub series_every: Duration,
+    /// How far ahead such a series starts: they use the first time after their step, so the
+    /// series needs no lead for the pod's start (a time before the sidecar runs is not used).
+    pub series_lead: Duration,
     /// How long a scenario whose requirement is not punctuality waits for a scheduled backup:
     /// a sidecar whose backup and prune take longer than the series' spacing falls behind its
     /// schedule, yet its backups still round-trip.
@@ -91,6 +94,7 @@ impl Pacing {
         schedule_tolerance: Duration::from_secs(10),
         completion_grace: Duration::from_secs(10),
         series_every: Duration::from_secs(6),
+        series_lead: Duration::from_secs(3),
         backup_patience: Duration::from_secs(60),
         restore_held: Duration::from_secs(15),
         recovery_window: Duration::from_secs(60),

@@ -104,11 +104,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// A whole second at least the runtime's schedule lead ([`crate::pacing::Pacing`]) from
     /// now, for a schedule.
     pub fn schedule_ahead(&self) -> DateTime<Utc> {
-        let lead = self.pacing().schedule_lead;
-        let at = Utc::now() + chrono::Duration::from_std(lead).expect("small duration");
-        (at + chrono::Duration::seconds(1))
-            .with_nanosecond(0)
-            .expect("zero nanoseconds is valid")
+        whole_second_after(self.pacing().schedule_lead)
     }
 
     /// Waits until the wall clock reaches `at` (a fault that must span a scheduled time).
@@ -202,6 +198,14 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             changes.next(left).await;
         }
     }
+}
+
+/// A whole second at least `lead` from now.
+pub(crate) fn whole_second_after(lead: Duration) -> DateTime<Utc> {
+    let at = Utc::now() + chrono_of(lead);
+    (at + chrono::Duration::seconds(1))
+        .with_nanosecond(0)
+        .expect("zero nanoseconds is valid")
 }
 
 /// `d` as a chrono duration (the pacing's lengths are minutes at most).
