@@ -13,7 +13,9 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Writes a tar archive of everything under `dir` (paths relative to it, modification times
-/// kept) to `out`; returns `out`. A live directory may be packed: see [`append_tree`].
+/// kept) to `out`; returns `out`. A live directory may be packed: each file is read whole before
+/// its header is written, so a file a workload grows or truncates meanwhile is stored as read,
+/// and an entry that vanishes meanwhile is left out.
 pub fn pack_dir<W: Write>(dir: &Path, out: W) -> io::Result<W> {
     let mut builder = builder(out);
     for entry in sorted_entries(dir)? {
