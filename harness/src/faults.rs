@@ -170,7 +170,7 @@ pub fn corrupt_dataset(volume: &Path, data: &DataSpec, mode: CorruptionMode) -> 
         return std::fs::remove_file(&manifest).map_err(io(&manifest));
     }
     // NB: a database is one file: the victim is the database itself.
-    let victim = if data.layout == Layout::Sqlite {
+    let victim = if data.layout.is_one_file() {
         std::fs::metadata(&root)
             .is_ok_and(|m| m.is_file() && m.len() > 1)
             .then(|| root.clone())

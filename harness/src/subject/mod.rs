@@ -197,6 +197,12 @@ impl Layout {
         matches!(self, Layout::Phasepod | Layout::Sqlite)
     }
 
+    /// Whether the dataset is one file (a database): a restore's progress does not show as a
+    /// growing number of files, and a corruption damages that file.
+    pub fn is_one_file(self) -> bool {
+        matches!(self, Layout::Sqlite)
+    }
+
     /// Whether the dataset is the files' bytes (a valid dataset left alone keeps them); a
     /// database's bytes change whenever it is opened for writing, its content does not.
     pub fn compares_bytes(self) -> bool {

@@ -274,6 +274,7 @@ fn a_sqlite_layout_names_the_database_file() {
     assert_eq!(subject.profile.data.root, "app.db");
     assert!(!Layout::Sqlite.compares_bytes());
     assert!(Layout::Sqlite.self_verifying());
+    assert!(Layout::Sqlite.is_one_file() && !Layout::Plain.is_one_file());
     let message = load(&text.replace("root: app.db, ", ""))
         .unwrap_err()
         .to_string();

@@ -2,15 +2,13 @@
 //! through the app the way the profile says (`app.read`, `app.write`: HTTP or exec), and the
 //! dataset on the data volume (under `data.root`, in its `data.layout`, minus `data.ignore`).
 
-use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use harness::app::AppClient;
 use harness::dataset::Dataset;
-use harness::formats::files_table::FilesTable;
 use harness::runtime::{PodInfo, Runtime};
-use harness::subject::{AppAccess, AppRequest, Layout};
+use harness::subject::{AppAccess, AppRequest};
 
 use super::Scenario;
 use super::store::chrono_of;
@@ -140,22 +138,9 @@ impl<R: Runtime> Scenario<'_, R> {
         let copy = self.read_volume().await?;
         let data = &self.subject().profile.data;
         let root = copy.path().join(&data.root);
-        let dataset = match data.layout {
-            Layout::Plain => files_under(&root)?,
-            Layout::Phasepod if !root.exists() => Dataset::empty(),
-            Layout::Phasepod => harness::formats::phasepod::read_dataset_dir(&root)
-                .violation("the dataset on the volume does not verify")?,
-            Layout::Sqlite if !root.exists() => Dataset::empty(),
-            Layout::Sqlite => FilesTable::default()
-                .read(&root)
-                .await
-                .context("reading the database on the volume")?
-                .map_err(|why| {
-                    Failure::violation(format!(
-                        "the database on the volume is no valid dataset: {why}"
-                    ))
-                })?,
-        };
+        let dataset = self.dataset_at(&root).await?.map_err(|why| {
+            Failure::violation(format!("the dataset on the volume does not verify: {why}"))
+        })?;
         Ok(Dataset {
             files: dataset
                 .files
@@ -298,32 +283,4 @@ fn expect_same(what: &str, actual: &Dataset, expected: &Dataset) -> Check {
         changed.len(),
         sample(&changed)
     )
-}
-
-/// Every regular file under `root` (none when it does not exist), by `/`-separated relative path.
-fn files_under(root: &Path) -> Check<Dataset> {
-    let mut dataset = Dataset::empty();
-    if !root.exists() {
-        return Ok(dataset);
-    }
-    let mut dirs = vec![root.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).context("reading the volume")? {
-            let entry = entry.context("reading the volume")?;
-            let kind = entry.file_type().context("reading the volume")?;
-            let path = entry.path();
-            if kind.is_dir() {
-                dirs.push(path);
-            } else if kind.is_file() {
-                let rel = path
-                    .strip_prefix(root)
-                    .expect("walked under root")
-                    .to_string_lossy()
-                    .into_owned();
-                let bytes = std::fs::read(&path).context("reading the volume")?;
-                dataset.files.insert(rel, bytes);
-            }
-        }
-    }
-    Ok(dataset)
 }

@@ -7,7 +7,6 @@ use harness::faults::{self, Fault};
 use harness::report::{EventKind, Phase};
 use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
-use harness::subject::Layout;
 
 use super::Scenario;
 use crate::ensure;
@@ -135,8 +134,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// (an embedded store counts them); without either, the start of the restore has to do.
     pub(super) async fn wait_restore_under_way(&self) -> Check {
         let baseline = self.store.bytes_sent();
-        // NB: a database is one file however far its restore has come.
-        let count_files = self.data_on_claim() && self.layout() != Layout::Sqlite;
+        let count_files = self.data_on_claim() && !self.layout().is_one_file();
         if !count_files && baseline.is_none() {
             return Ok(());
         }

@@ -110,6 +110,25 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             .context("reading the volume")
     }
 
+    /// The dataset at `root` (a copy of the volume's) in the subject's layout, verified as the
+    /// layout verifies it (phasepod's manifest, SQLite's integrity check); `Ok(Err(why))` when
+    /// it does not verify. Nothing at `root` is the empty dataset.
+    pub(super) async fn dataset_at(&self, root: &Path) -> Check<Result<Dataset, String>> {
+        if !root.exists() {
+            return Ok(Ok(Dataset::empty()));
+        }
+        Ok(match self.layout() {
+            Layout::Plain => Ok(files_under(root)?),
+            Layout::Phasepod => {
+                harness::formats::phasepod::read_dataset_dir(root).map_err(|e| e.to_string())
+            }
+            Layout::Sqlite => FilesTable::default()
+                .read(root)
+                .await
+                .context("reading the database on the volume")?,
+        })
+    }
+
     /// After a killed restore: whatever is on the volume is not mistaken for a valid dataset. Only
     /// a self-verifying layout (phasepod's manifest, SQLite's integrity check) can say "valid" of
     /// a volume; for a plain one, what the next attempt makes of the leftovers is judged by what
@@ -124,15 +143,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         if !current.exists() {
             return Ok(());
         }
-        let valid = match data.layout {
-            Layout::Sqlite => FilesTable::default()
-                .read(&current)
-                .await
-                .context("reading the database on the volume")?
-                .ok(),
-            _ => harness::formats::phasepod::read_dataset_dir(&current).ok(),
-        };
-        if let Some(files) = valid {
+        if let Ok(files) = self.dataset_at(&current).await? {
             ensure!(
                 files == *backup,
                 "a killed restore left a dataset that verifies but is not the backup ({} of {} files)",
@@ -142,4 +153,32 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
         Ok(())
     }
+}
+
+/// Every regular file under `root` (none when it does not exist), by `/`-separated relative path.
+fn files_under(root: &Path) -> Check<Dataset> {
+    let mut dataset = Dataset::empty();
+    if !root.exists() {
+        return Ok(dataset);
+    }
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).context("reading the volume")? {
+            let entry = entry.context("reading the volume")?;
+            let kind = entry.file_type().context("reading the volume")?;
+            let path = entry.path();
+            if kind.is_dir() {
+                dirs.push(path);
+            } else if kind.is_file() {
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("walked under root")
+                    .to_string_lossy()
+                    .into_owned();
+                let bytes = std::fs::read(&path).context("reading the volume")?;
+                dataset.files.insert(rel, bytes);
+            }
+        }
+    }
+    Ok(dataset)
 }
