@@ -262,8 +262,12 @@ async fn sec_1_creds_isolated<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
     s.expect_run_mounts_hold_no_credentials(&pod).await
 }
 
-/// SEC-2: the maintenance container mounts the data volume read-only.
+/// SEC-2: the maintenance container mounts the data volume read-only. A subject whose
+/// containers a webhook or operator adds is judged on the pod that comes out.
 async fn sec_2_maint_read_only<R: Runtime>(s: &mut Scenario<'_, R>) -> Check {
+    if s.subject().profile.install.is_some() {
+        s.deploy(Knobs::default()).await?;
+    }
     s.expect_maintenance_mounts_data_read_only()
 }
 

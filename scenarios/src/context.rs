@@ -67,6 +67,8 @@ pub struct Scenario<'a, R: Runtime> {
     docs: Vec<Value>,
     /// Backups the harness seeded (not the workload's).
     seeded: std::sync::Mutex<Vec<String>>,
+    /// The spec of the last pod seen ready, as the runtime created it (after admission).
+    admitted_spec: std::sync::Mutex<Option<Value>>,
     /// The restic repository's password (`{restic.password}`), whatever the format.
     restic_password: String,
     /// What happened, for the report: faults, backups, readiness, pods that went away.
@@ -136,6 +138,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             workload_applied: false,
             docs,
             seeded: Default::default(),
+            admitted_spec: Default::default(),
             restic_password,
             recorder,
         })
@@ -146,7 +149,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         self.store
     }
 
-    fn subject(&self) -> &Subject {
+    pub(crate) fn subject(&self) -> &Subject {
         &self.case.subject
     }
 

@@ -15,6 +15,7 @@ use crate::note;
 use crate::pacing::Pacing;
 use crate::plan::{Case, InputError, RunOptions, Services, Timeouts};
 
+mod install;
 mod local;
 
 /// How long deleting the namespaces of unfinished cases may take after a second signal.
@@ -51,6 +52,10 @@ pub struct Environment<R> {
     pub(crate) kept: Mutex<Vec<String>>,
     /// How the local runtime isolates containers; `None` on a cluster.
     pub(crate) isolation: Option<Isolation>,
+    /// Each subject's install, done once (by the first of its cases).
+    pub(crate) installs: Mutex<std::collections::BTreeMap<String, install::InstallCell>>,
+    /// What the installs put where, for removing it at the end.
+    pub(crate) installed: Mutex<Vec<install::Installed>>,
 }
 
 impl<R: Runtime> Environment<R> {
@@ -79,6 +84,8 @@ impl<R: Runtime> Environment<R> {
             live: Default::default(),
             kept: Default::default(),
             isolation: None,
+            installs: Default::default(),
+            installed: Default::default(),
         }
     }
 
@@ -168,6 +175,7 @@ impl<R: Runtime> Environment<R> {
                 note!("phasecheck: error: deleting namespace {ns} of an unfinished case: {e}");
             }
         }
+        self.uninstall().await;
         self.runtime.shutdown().await;
     }
 
@@ -185,5 +193,9 @@ impl<R: Runtime> Environment<R> {
             .collect();
         let deletes = left.iter().map(|ns| self.runtime.delete_namespace(ns));
         let _ = tokio::time::timeout(ABORT_BUDGET, futures::future::join_all(deletes)).await;
+        if self.runtime_name != "local" {
+            // NB: a cluster must not keep a webhook whose service is about to be gone.
+            let _ = tokio::time::timeout(ABORT_BUDGET, self.uninstall()).await;
+        }
     }
 }

@@ -82,6 +82,9 @@ impl<R: Runtime> Environment<R> {
         if let Some(reason) = not_applicable(case) {
             return result_of(case, Outcome::NotApplicable, started.elapsed(), reason);
         }
+        if let Err(message) = self.ensure_installed(&case.subject).await {
+            return result_of(case, Outcome::Error, started.elapsed(), message);
+        }
         let ns = namespace_for(case);
         self.live.lock().expect("not poisoned").insert(ns.clone());
         if let Err(e) = self.runtime.create_namespace(&ns).await {

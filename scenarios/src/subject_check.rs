@@ -113,14 +113,14 @@ fn summary(subject: &Subject) -> String {
         ));
     }
     let maintenance = match &p.maintenance {
-        Maintenance::Scheduled(knob) => format!("schedule ${}", knob.env),
+        Maintenance::Scheduled(knob) => format!("schedule {}", knob.place()),
         Maintenance::Continuous { lag } => format!("continuous, lag {lag:?}"),
     };
     line(format!(
         "  knobs      {maintenance}{}",
         p.retention.as_ref().map_or(
             ", no retention knob (MNT-4 not applicable)".to_owned(),
-            |r| { format!(", retention ${}", r.env) }
+            |r| { format!(", retention {}", r.place()) }
         )
     ));
     line(match &p.claims {

@@ -37,6 +37,12 @@ fn broken(name: &str) -> PathBuf {
 #[case::backup_retries_only_at_the_next_schedule("no-prompt-retry", "MNT-3")]
 #[case::backup_never_prunes("no-prune", "MNT-4")]
 #[case::backup_takes_torn_snapshots("torn-snapshot", "MNT-6")]
+#[case::injector_gives_the_app_credentials("inject-creds-to-app", "SEC-1")]
+#[case::injector_leaves_out_restore_in_two_container_pods("inject-skip-init-multi", "INIT-1")]
+#[case::injector_mounts_data_read_write_in_the_sidecar("inject-data-rw", "SEC-2")]
+#[case::injector_ignores_the_schedule_annotation("inject-ignore-schedule", "MNT-1")]
+#[case::webhook_down_under_fail_leaves_no_pod("webhook-down-fail", "INIT-1")]
+#[case::webhook_down_under_ignore_admits_an_unmutated_pod("webhook-down-ignore", "INIT-1")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_workload_fails_the_scenario_of_the_requirement_it_breaks(
     #[case] variant: &str,

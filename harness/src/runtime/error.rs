@@ -45,6 +45,17 @@ pub enum Error {
         /// The pod's containers.
         known: Vec<String>,
     },
+    /// Admission refused to create a pod: a webhook denied it, or could not be called and its
+    /// `failurePolicy` is `Fail`. The message is the API server's, naming the webhook.
+    #[error("pod {pod} in namespace {ns} was not created: {message}")]
+    Refused {
+        /// The namespace.
+        ns: String,
+        /// The pod (or the workload whose pod it was to be).
+        pod: String,
+        /// Why, as the API server says it.
+        message: String,
+    },
     /// No Deployment or StatefulSet of that name.
     #[error(
         "no Deployment or StatefulSet {name} in namespace {ns}{}",

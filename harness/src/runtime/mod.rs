@@ -124,6 +124,13 @@ pub trait Namespaces: Send + Sync {
         objects: Vec<objects::Object>,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Deletes the cluster-scoped objects among `objects` (webhook configurations), applied
+    /// earlier through [`Namespaces::apply`]; one that is gone already is no error.
+    fn delete_cluster_objects(
+        &self,
+        objects: &[objects::Object],
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Stops the namespace's pods but keeps what a person needs to inspect a failure; returns
     /// where and how to look.
     fn keep_namespace(&self, ns: &str) -> impl Future<Output = String> + Send;
@@ -161,6 +168,14 @@ pub trait Pods: Send + Sync {
         cond: impl Fn(&PodInfo) -> bool + Send,
         timeout: Duration,
     ) -> impl Future<Output = Result<PodInfo>> + Send;
+
+    /// The pod's spec as it was created: after admission webhooks mutated it, not as the
+    /// manifest wrote it.
+    fn pod_spec(
+        &self,
+        ns: &str,
+        pod: &str,
+    ) -> impl Future<Output = Result<k8s_openapi::api::core::v1::PodSpec>> + Send;
 
     /// Every container run of the pod so far.
     fn timeline(

@@ -68,6 +68,11 @@ impl<'r, R: Runtime> Namespaced<'r, R> {
             .await
     }
 
+    /// `pod`'s spec as it was created (after admission).
+    pub async fn pod_spec(&self, pod: &str) -> Result<k8s_openapi::api::core::v1::PodSpec> {
+        self.runtime.pod_spec(&self.name, pod).await
+    }
+
     /// Every container run of `pod` so far.
     pub async fn timeline(&self, pod: &str) -> Result<Timeline> {
         self.runtime.timeline(&self.name, pod).await

@@ -8,6 +8,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -94,6 +97,10 @@ pub enum Object {
     ConfigMap(ConfigMap),
     /// `v1 Service`.
     Service(Service),
+    /// `admissionregistration.k8s.io/v1 MutatingWebhookConfiguration` (cluster-scoped).
+    MutatingWebhookConfiguration(MutatingWebhookConfiguration),
+    /// `admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration` (cluster-scoped).
+    ValidatingWebhookConfiguration(ValidatingWebhookConfiguration),
     /// Any other kind, kept as JSON (not checked for unknown fields).
     Other {
         /// `apiVersion`.
@@ -116,6 +123,8 @@ impl Object {
             Object::Secret(_) => "Secret",
             Object::ConfigMap(_) => "ConfigMap",
             Object::Service(_) => "Service",
+            Object::MutatingWebhookConfiguration(_) => "MutatingWebhookConfiguration",
+            Object::ValidatingWebhookConfiguration(_) => "ValidatingWebhookConfiguration",
             Object::Other { kind, .. } => kind,
         }
     }
@@ -133,6 +142,14 @@ impl Object {
         }
     }
 
+    /// Whether the object lives outside namespaces (webhook configurations).
+    pub fn is_cluster_scoped(&self) -> bool {
+        matches!(
+            self,
+            Object::MutatingWebhookConfiguration(_) | Object::ValidatingWebhookConfiguration(_)
+        )
+    }
+
     /// The typed metadata; `None` for [`Object::Other`].
     pub fn metadata(&self) -> Option<&ObjectMeta> {
         Some(match self {
@@ -143,6 +160,8 @@ impl Object {
             Object::Secret(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
+            Object::MutatingWebhookConfiguration(o) => &o.metadata,
+            Object::ValidatingWebhookConfiguration(o) => &o.metadata,
             Object::Other { .. } => return None,
         })
     }
@@ -215,6 +234,12 @@ fn parse_document(doc: Value, origin: &Path, index: usize) -> Result<Object> {
         ("v1", "Secret") => Object::Secret(typed.parse()?),
         ("v1", "ConfigMap") => Object::ConfigMap(typed.parse()?),
         ("v1", "Service") => Object::Service(typed.parse()?),
+        ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration") => {
+            Object::MutatingWebhookConfiguration(typed.parse()?)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration") => {
+            Object::ValidatingWebhookConfiguration(typed.parse()?)
+        }
         _ => Object::Other {
             api_version,
             kind,

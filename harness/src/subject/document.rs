@@ -97,6 +97,31 @@ pub(super) struct V2 {
     /// Requirement IDs the subject promises; absent = all.
     #[serde(default)]
     pub claims: Option<Vec<String>>,
+    /// What to install before the cases: a webhook or an operator.
+    #[serde(default)]
+    pub install: Option<V2Install>,
+}
+
+/// `install:`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct V2Install {
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub manifests: Vec<PathBuf>,
+    #[serde(default)]
+    pub ca_bundle: Option<V2CaBundle>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `install.caBundle`: where the webhook publishes its CA certificate.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct V2CaBundle {
+    pub deployment: String,
+    pub port: u16,
+    pub path: String,
 }
 
 /// `maintenance: {kind: scheduled}` or `{kind: continuous, lag: 10s}`.
@@ -146,6 +171,8 @@ pub(super) struct V2Backup {
 pub(super) struct V2Wiring {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub config_maps: Vec<V2Object>,
     #[serde(default)]

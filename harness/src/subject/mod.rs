@@ -62,6 +62,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod document;
+pub mod install;
 mod maintenance;
 mod pod_spec;
 mod references;
@@ -358,6 +359,8 @@ pub struct AppSpec {
 pub struct Wiring {
     /// Env vars set on the restore and maintenance containers.
     pub env: BTreeMap<String, Template>,
+    /// Annotations set on the workload's pod template (read by an injecting webhook).
+    pub annotations: BTreeMap<String, Template>,
     /// ConfigMaps: name → key → template.
     pub config_maps: BTreeMap<String, BTreeMap<String, Template>>,
     /// Secrets: name → key → template.
@@ -376,20 +379,70 @@ pub struct BackupSpec {
     pub backends: BTreeMap<Backend, Wiring>,
 }
 
-/// The env var carrying the backup schedule (`RUNAT=HH:MM:SS[,HH:MM:SS…]`).
+/// Where the backup schedule (`HH:MM:SS[,HH:MM:SS…]`) is set: an env var of the maintenance
+/// containers (`RUNAT`), or an annotation on the pod template that an injector reads.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleKnob {
     /// Env var name on the maintenance container.
+    #[serde(default)]
     pub env: String,
+    /// Annotation on the workload's pod template (exclusive with `env`).
+    #[serde(default)]
+    pub annotation: Option<String>,
 }
 
-/// The env var carrying the number of backups to keep.
+/// Where the number of backups to keep is set: an env var or a pod template annotation.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionKnob {
     /// Env var name on the maintenance container.
+    #[serde(default)]
     pub env: String,
+    /// Annotation on the workload's pod template (exclusive with `env`).
+    #[serde(default)]
+    pub annotation: Option<String>,
+}
+
+/// Where a knob is set on the workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KnobPlace<'a> {
+    /// An env var of the maintenance containers.
+    Env(&'a str),
+    /// An annotation on the pod template.
+    Annotation(&'a str),
+}
+
+impl std::fmt::Display for KnobPlace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KnobPlace::Env(name) => write!(f, "${name}"),
+            KnobPlace::Annotation(name) => write!(f, "annotation {name}"),
+        }
+    }
+}
+
+/// Exactly one of `env` and `annotation`.
+fn knob_place<'a>(env: &'a str, annotation: Option<&'a str>) -> Result<KnobPlace<'a>, String> {
+    match (env.is_empty(), annotation) {
+        (false, None) => Ok(KnobPlace::Env(env)),
+        (true, Some(a)) if !a.is_empty() => Ok(KnobPlace::Annotation(a)),
+        _ => Err("name exactly one of `env` (a variable of the maintenance containers) and `annotation` (on the pod template)".into()),
+    }
+}
+
+impl ScheduleKnob {
+    /// Where the schedule is set.
+    pub fn place(&self) -> KnobPlace<'_> {
+        knob_place(&self.env, self.annotation.as_deref()).unwrap_or(KnobPlace::Env(&self.env))
+    }
+}
+
+impl RetentionKnob {
+    /// Where the retention is set.
+    pub fn place(&self) -> KnobPlace<'_> {
+        knob_place(&self.env, self.annotation.as_deref()).unwrap_or(KnobPlace::Env(&self.env))
+    }
 }
 
 /// A loaded profile, whatever its `apiVersion`.
@@ -423,6 +476,8 @@ pub struct Profile {
     pub retention: Option<RetentionKnob>,
     /// Requirement IDs the subject promises; `None`: all of them.
     pub claims: Option<BTreeSet<String>>,
+    /// What is installed before the cases (a webhook or operator), if anything.
+    pub install: Option<install::InstallSpec>,
 }
 
 /// A loaded, checked subject: the profile plus its manifests' text.
@@ -440,6 +495,8 @@ pub struct Subject {
     pub native_sidecar: bool,
     /// Every container of the pod spec with its image: `(container, image)`.
     pub container_images: Vec<(String, String)>,
+    /// Each `install.manifests` file with its YAML text.
+    pub install_manifests: Vec<(PathBuf, String)>,
 }
 
 impl Subject {
@@ -530,24 +587,20 @@ impl Subject {
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut manifests = Vec::new();
-        for (i, rel) in profile.manifests.iter().enumerate() {
-            let file = base.join(rel);
-            let text = std::fs::read_to_string(&file).map_err(|source| {
-                invalid(
-                    &format!("manifests[{i}]"),
-                    format!("cannot read {}: {source}", file.display()),
-                )
-            })?;
-            // NB: strictly, as the runtimes will: a typo in a manifest is an input error now,
-            // naming the manifest, not a failure of every case later.
-            crate::runtime::objects::parse_manifests(&text, &file).map_err(|source| {
-                Error::Manifest {
-                    profile: path.to_owned(),
-                    source: Box::new(source),
-                }
-            })?;
-            manifests.push((file, text));
+        let manifests = read_manifests(path, base, "manifests", &profile.manifests, &invalid)?;
+        let install_manifests = match &profile.install {
+            Some(install) => read_manifests(
+                path,
+                base,
+                "install.manifests",
+                &install.manifests,
+                &invalid,
+            )?,
+            None => Vec::new(),
+        };
+        if let Some(source) = profile.install.as_ref().and_then(|i| i.ca_bundle.as_ref()) {
+            install_deployment(&install_manifests, &source.deployment)
+                .map_err(|problem| invalid("install.caBundle.deployment", problem))?;
         }
         let pod_spec = find_pod_spec(&manifests, &profile.workload)
             .map_err(|problem| invalid("workload", problem))?;
@@ -557,11 +610,17 @@ impl Subject {
             ("containers.run", &profile.containers.run),
             ("containers.maintenance", &profile.containers.maintenance),
         ];
+        // NB: with an install, the restore and maintenance containers come from the webhook
+        // or operator: only the app is in the workload's own pod spec.
+        let injected = profile.install.is_some();
         for (field, names) in roles {
             if names.is_empty() {
                 return Err(invalid(field, "name at least one container".into()));
             }
             for (i, name) in names.iter().enumerate() {
+                if injected && field != "containers.run" {
+                    continue;
+                }
                 check
                     .container(name)
                     .map_err(|problem| invalid(&format!("{field}[{i}]"), problem))?;
@@ -608,7 +667,9 @@ impl Subject {
                 _ => {}
             }
         }
-        check_references(&pod_spec, &manifests, &profile, backends_field, &invalid)?;
+        if !injected {
+            check_references(&pod_spec, &manifests, &profile, backends_field, &invalid)?;
+        }
         let container_images = check.images();
         Ok(Subject {
             path: path.to_owned(),
@@ -617,7 +678,18 @@ impl Subject {
             data_claim,
             native_sidecar,
             container_images,
+            install_manifests,
         })
+    }
+
+    /// The install's objects, strictly parsed (none without `install:`).
+    pub fn install_objects(&self) -> Vec<crate::runtime::objects::Object> {
+        self.install_manifests
+            .iter()
+            .flat_map(|(file, text)| {
+                crate::runtime::objects::parse_manifests(text, file).unwrap_or_default()
+            })
+            .collect()
     }
 
     /// The subject's name.
@@ -757,6 +829,7 @@ fn from_v1(doc: document::V1) -> Profile {
                     .iter()
                     .map(|(k, v)| (k.clone(), literal(v)))
                     .collect(),
+                annotations: BTreeMap::new(),
                 config_maps: [(V1_ENDPOINT_CONFIGMAP.to_owned(), endpoint.clone())].into(),
                 secrets: [(V1_CREDENTIALS_SECRET.to_owned(), credentials.clone())].into(),
             };
@@ -793,6 +866,7 @@ fn from_v1(doc: document::V1) -> Profile {
         maintenance: Maintenance::Scheduled(doc.schedule),
         retention: doc.retention,
         claims: None,
+        install: None,
     }
 }
 
@@ -846,6 +920,20 @@ fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result
     }
     let maintenance = maintenance::from_document(doc.maintenance, doc.schedule)
         .map_err(|(field, problem)| invalid(field, problem))?;
+    if let Some(knob) = maintenance.schedule() {
+        knob_place(&knob.env, knob.annotation.as_deref())
+            .map_err(|problem| invalid("schedule", problem))?;
+    }
+    if let Some(knob) = &doc.retention {
+        knob_place(&knob.env, knob.annotation.as_deref())
+            .map_err(|problem| invalid("retention", problem))?;
+    }
+    let install = doc
+        .install
+        .map(|spec| {
+            install::InstallSpec::from_document(spec, &|field, problem| invalid(field, problem))
+        })
+        .transpose()?;
     if doc.data.root.starts_with('/') || doc.data.root.split('/').any(|p| p == "..") {
         return Err(invalid(
             "data.root",
@@ -869,6 +957,12 @@ fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result
             wiring
                 .env
                 .insert(key.clone(), template(format!("{at}.env.{key}"), text)?);
+        }
+        for (key, text) in &spec.annotations {
+            wiring.annotations.insert(
+                key.clone(),
+                template(format!("{at}.annotations.{key}"), text)?,
+            );
         }
         for (kind, objects, out) in [
             ("configMaps", &spec.config_maps, &mut wiring.config_maps),
@@ -922,7 +1016,58 @@ fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result
         maintenance,
         retention: doc.retention,
         claims: doc.claims.map(|ids| ids.into_iter().collect()),
+        install,
     })
+}
+
+/// Reads and strictly parses manifest files named by `field` (relative to `base`).
+fn read_manifests(
+    profile: &Path,
+    base: &Path,
+    field: &str,
+    files: &[PathBuf],
+    invalid: &dyn Fn(&str, String) -> Error,
+) -> Result<Vec<(PathBuf, String)>> {
+    let mut manifests = Vec::new();
+    for (i, rel) in files.iter().enumerate() {
+        let file = base.join(rel);
+        let text = std::fs::read_to_string(&file).map_err(|source| {
+            invalid(
+                &format!("{field}[{i}]"),
+                format!("cannot read {}: {source}", file.display()),
+            )
+        })?;
+        // NB: strictly, as the runtimes will: a typo in a manifest is an input error now,
+        // naming the manifest, not a failure of every case later.
+        crate::runtime::objects::parse_manifests(&text, &file).map_err(|source| {
+            Error::Manifest {
+                profile: profile.to_owned(),
+                source: Box::new(source),
+            }
+        })?;
+        manifests.push((file, text));
+    }
+    Ok(manifests)
+}
+
+/// Checks that the install's manifests hold Deployment `name`.
+fn install_deployment(manifests: &[(PathBuf, String)], name: &str) -> Result<(), String> {
+    let deployments: Vec<String> = manifests
+        .iter()
+        .flat_map(|(file, text)| {
+            crate::runtime::objects::parse_manifests(text, file).unwrap_or_default()
+        })
+        .filter(|o| o.kind() == "Deployment")
+        .map(|o| o.name().to_owned())
+        .collect();
+    if deployments.iter().any(|d| d == name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "no Deployment `{name}` in install.manifests; use one of: {}",
+            deployments.join(", ")
+        ))
+    }
 }
 
 /// `backup.path`: absolute, normalised, not `/`; returned without its leading `/`.

@@ -126,7 +126,12 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         Ok(())
     }
 
+    /// The workload's pod spec: the last ready pod's as the runtime created it (what admission
+    /// webhooks made of it), else the manifest's.
     pub(super) fn pod_spec(&self) -> Check<Value> {
+        if let Some(spec) = self.admitted_spec.lock().expect("not poisoned").clone() {
+            return Ok(spec);
+        }
         let profile = &self.subject().profile;
         let doc = self
             .docs

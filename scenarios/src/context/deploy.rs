@@ -9,7 +9,7 @@ use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
 use harness::runtime::objects;
 use harness::runtime::timeline::Timeline;
-use harness::subject::TemplateValues;
+use harness::subject::{KnobPlace, TemplateValues};
 use serde_json::{Value, json};
 
 use super::{Knobs, Scenario, part_of};
@@ -130,6 +130,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         match result {
             Ok(pod) => {
                 self.recorder.event(Utc::now(), EventKind::Ready, &pod.name);
+                self.remember_spec(&pod).await;
                 Ok(pod)
             }
             Err(e) => Err(Failure::violation(format!(
@@ -200,7 +201,17 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             }
         };
         self.recorder.event(Utc::now(), EventKind::Ready, &pod.name);
+        self.remember_spec(&pod).await;
         Ok(pod)
+    }
+
+    /// Keeps `pod`'s spec as created, for the checks that read the spec (SEC-1, SEC-2).
+    async fn remember_spec(&self, pod: &PodInfo) {
+        if let Ok(spec) = self.ns.pod_spec(&pod.name).await
+            && let Ok(value) = serde_json::to_value(spec)
+        {
+            *self.admitted_spec.lock().expect("not poisoned") = Some(value);
+        }
     }
 
     pub(super) async fn apply(&self, docs: Vec<Value>) -> Check {
@@ -283,12 +294,22 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         {
             return doc;
         }
-        let spec = if profile.workload.kind == "Pod" {
-            &mut doc["spec"]
-        } else {
-            &mut doc["spec"]["template"]["spec"]
-        };
         let values = self.template_values();
+        let mut annotations: BTreeMap<String, String> = self
+            .subject()
+            .wiring(self.case.backend)
+            .map(|w| {
+                w.annotations
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.render(&values)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pod = if profile.workload.kind == "Pod" {
+            &mut doc
+        } else {
+            &mut doc["spec"]["template"]
+        };
         let backend_env: BTreeMap<String, String> = self
             .subject()
             .wiring(self.case.backend)
@@ -307,11 +328,28 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 .map(|t| t.format("%H:%M:%S").to_string())
                 .collect::<Vec<_>>()
                 .join(",");
-            maintenance_env.insert(knob.env.clone(), runat);
+            match knob.place() {
+                KnobPlace::Env(name) => maintenance_env.insert(name.to_owned(), runat),
+                KnobPlace::Annotation(name) => annotations.insert(name.to_owned(), runat),
+            };
         }
         if let (Some(keep), Some(knob)) = (knobs.keep, &profile.retention) {
-            maintenance_env.insert(knob.env.clone(), keep.to_string());
+            match knob.place() {
+                KnobPlace::Env(name) => maintenance_env.insert(name.to_owned(), keep.to_string()),
+                KnobPlace::Annotation(name) => {
+                    annotations.insert(name.to_owned(), keep.to_string())
+                }
+            };
         }
+        if !annotations.is_empty() {
+            if !pod["metadata"]["annotations"].is_object() {
+                pod["metadata"]["annotations"] = json!({});
+            }
+            for (k, v) in annotations {
+                pod["metadata"]["annotations"][k] = Value::String(v);
+            }
+        }
+        let spec = &mut pod["spec"];
         for list in ["initContainers", "containers"] {
             let Some(containers) = spec[list].as_array_mut() else {
                 continue;

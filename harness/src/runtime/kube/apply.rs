@@ -2,7 +2,10 @@
 
 use std::fmt::Debug;
 
-use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{Scope, pinned_kind};
 use kube::{Resource, ResourceExt};
@@ -27,6 +30,8 @@ impl KubeRuntime {
                 Object::Secret(o) => self.apply_typed(ns, o).await?,
                 Object::ConfigMap(o) => self.apply_typed(ns, o).await?,
                 Object::Service(o) => self.apply_typed(ns, o).await?,
+                Object::MutatingWebhookConfiguration(o) => self.apply_cluster(o).await?,
+                Object::ValidatingWebhookConfiguration(o) => self.apply_cluster(o).await?,
                 Object::Other {
                     api_version,
                     kind,
@@ -61,6 +66,62 @@ impl KubeRuntime {
             .await
             .map_err(Error::api(format!("apply {label} in {ns}")))?;
         Ok(())
+    }
+
+    /// Applies a cluster-scoped object (a webhook configuration).
+    async fn apply_cluster<K>(&self, object: K) -> Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = ClusterResourceScope>
+            + Clone
+            + Debug
+            + Serialize
+            + DeserializeOwned,
+    {
+        let label = format!("{}/{}", K::kind(&()), object.name_any());
+        let name = object
+            .meta()
+            .name
+            .clone()
+            .ok_or_else(|| no_name(label.clone()))?;
+        let api: Api<K> = Api::all(self.client.clone());
+        api.patch(&name, &self.apply_params(), &Patch::Apply(&object))
+            .await
+            .map_err(Error::api(format!("apply {label}")))?;
+        Ok(())
+    }
+
+    /// Deletes the webhook configurations among `objects`; one already gone is no error.
+    pub(super) async fn delete_cluster_scoped(&self, objects: &[Object]) -> Result<()> {
+        for object in objects {
+            let deleted = match object {
+                Object::MutatingWebhookConfiguration(o) => {
+                    self.delete_cluster::<MutatingWebhookConfiguration>(&o.name_any())
+                        .await
+                }
+                Object::ValidatingWebhookConfiguration(o) => {
+                    self.delete_cluster::<ValidatingWebhookConfiguration>(&o.name_any())
+                        .await
+                }
+                _ => Ok(()),
+            };
+            deleted?;
+        }
+        Ok(())
+    }
+
+    async fn delete_cluster<K>(&self, name: &str) -> Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = ClusterResourceScope>
+            + Clone
+            + Debug
+            + DeserializeOwned,
+    {
+        let api: Api<K> = Api::all(self.client.clone());
+        match api.delete(name, &Default::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(Error::api(format!("delete {}/{name}", K::kind(&())))(e)),
+        }
     }
 
     /// Applies a kind the harness has no type for; discovery says whether it is namespaced.

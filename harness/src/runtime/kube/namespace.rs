@@ -112,6 +112,10 @@ impl Namespaces for KubeRuntime {
         self.apply_objects(ns, objects).await
     }
 
+    async fn delete_cluster_objects(&self, objects: &[Object]) -> Result<()> {
+        self.delete_cluster_scoped(objects).await
+    }
+
     async fn keep_namespace(&self, ns: &str) -> String {
         format!(
             "namespace {ns} kept in the cluster: `kubectl -n {ns} get all,events`; delete it with `kubectl delete namespace {ns}`"

@@ -134,6 +134,11 @@ impl Pods for KubeRuntime {
         })
     }
 
+    /// The pod's spec as the API server stored it (admission included).
+    async fn pod_spec(&self, ns: &str, pod: &str) -> Result<k8s_openapi::api::core::v1::PodSpec> {
+        Ok(self.pod(ns, pod).await?.spec.unwrap_or_default())
+    }
+
     /// The pod's timeline, reconstructed from its status (at most two runs per container).
     async fn timeline(&self, ns: &str, pod: &str) -> Result<Timeline> {
         Ok(timeline_from_pod(&self.pod(ns, pod).await?))

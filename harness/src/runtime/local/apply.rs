@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::namespace::{self, Workload, WorkloadKind};
+use super::admission::Admission;
+use super::namespace::{self, Namespace, Workload, WorkloadKind};
 use super::{Error, LocalRuntime, Result, launch, validate};
 use crate::runtime::objects::Object;
 
@@ -49,10 +50,13 @@ impl LocalRuntime {
                         name,
                     });
                 }
+                Object::MutatingWebhookConfiguration(_)
+                | Object::ValidatingWebhookConfiguration(_) => Admission::check(&object)?,
                 _ => {}
             }
             plan.push((name, object));
         }
+        self.admit_new_pods(ns, &namespace, &mut plan).await?;
         let mut workloads = Vec::new();
         for (name, object) in &plan {
             let (path, spec, owned) = match object {
@@ -131,6 +135,12 @@ impl LocalRuntime {
                 Object::Service(service) => {
                     state.services.insert(name.clone(), service.clone());
                 }
+                Object::MutatingWebhookConfiguration(config) => {
+                    self.node.admission.register_mutating(config)?;
+                }
+                Object::ValidatingWebhookConfiguration(config) => {
+                    self.node.admission.register_validating(config)?;
+                }
                 _ => {}
             }
         }
@@ -170,6 +180,42 @@ impl LocalRuntime {
         drop(state);
         if config_changed {
             namespace.config_changes.send_modify(|n| *n += 1);
+        }
+        Ok(())
+    }
+
+    /// Sends every Pod of `plan` that does not exist yet through the admission chain and puts
+    /// the admitted pod in its place; a refusal is the error of the whole batch.
+    async fn admit_new_pods(
+        &self,
+        ns: &str,
+        namespace: &Namespace,
+        plan: &mut [(String, Object)],
+    ) -> Result<()> {
+        if !self.node.admission.is_active() {
+            return Ok(());
+        }
+        for (name, object) in plan.iter_mut() {
+            let Object::Pod(pod) = object else {
+                continue;
+            };
+            if namespace.lock().pods.contains_key(name.as_str()) {
+                continue;
+            }
+            let mut submitted = pod.clone();
+            submitted.metadata.name = Some(name.clone());
+            submitted.metadata.namespace = Some(ns.to_owned());
+            let admitted = self
+                .node
+                .admission
+                .admit(ns, submitted)
+                .await
+                .map_err(|message| Error::Refused {
+                    ns: ns.to_owned(),
+                    pod: name.clone(),
+                    message,
+                })?;
+            *pod = admitted;
         }
         Ok(())
     }
@@ -223,6 +269,8 @@ fn object_kind_word(object: &Object) -> &'static str {
         Object::Secret(_) => "secret",
         Object::ConfigMap(_) => "configmap",
         Object::Service(_) => "service",
+        Object::MutatingWebhookConfiguration(_) => "mutatingwebhookconfiguration",
+        Object::ValidatingWebhookConfiguration(_) => "validatingwebhookconfiguration",
         Object::Other { .. } => "object",
     }
 }

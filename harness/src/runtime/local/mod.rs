@@ -120,6 +120,7 @@ use std::time::Duration;
 
 use super::{Error, Result};
 
+mod admission;
 mod apply;
 mod builder;
 mod claim_api;

@@ -2,12 +2,12 @@
 //! with 0 or 1 replicas) keep their pod, Secrets and ConfigMaps feed containers and volumes,
 //! claims are directories.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash as _, Hasher as _};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{self as core, PodSpec, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::sync::watch;
 
@@ -57,6 +57,28 @@ pub(super) struct NsState {
     pub services: BTreeMap<String, Service>,
     pub workloads: BTreeMap<String, Workload>,
     pub pods: BTreeMap<String, Arc<Pod>>,
+    /// Workloads whose next pod is in the admission chain.
+    pub admitting: BTreeSet<String>,
+    /// Pods the admission chain let through, waiting to be created by their workload.
+    pub admitted: BTreeMap<String, Admitted>,
+    /// Why a workload's last pod was not created (admission refused it); cleared on success.
+    pub refusals: BTreeMap<String, Refusal>,
+}
+
+/// A workload's pod as admission returned it.
+pub(super) struct Admitted {
+    /// The template it was made from.
+    pub template_hash: String,
+    pub name: String,
+    pub meta: ObjectMeta,
+    pub spec: PodSpec,
+}
+
+/// Why a workload has no pod, and how often it was tried.
+#[derive(Clone, Debug)]
+pub(super) struct Refusal {
+    pub message: String,
+    pub attempts: u32,
 }
 
 /// One namespace.
@@ -83,6 +105,9 @@ impl Namespace {
                 services: BTreeMap::new(),
                 workloads: BTreeMap::new(),
                 pods: BTreeMap::new(),
+                admitting: BTreeSet::new(),
+                admitted: BTreeMap::new(),
+                refusals: BTreeMap::new(),
             }),
             config_changes: watch::Sender::new(0),
         }
@@ -168,10 +193,107 @@ impl Namespace {
                 name: name.clone(),
                 template_hash: w.hash.clone(),
             };
-            let spec = w.template.spec.clone().unwrap_or_default();
-            let meta = w.template.metadata.clone().unwrap_or_default();
+            let (pod_name, meta, spec) = if self.node.admission.is_active() {
+                match state.admitted.remove(&name) {
+                    Some(a) if a.template_hash == w.hash => (a.name, a.meta, a.spec),
+                    _ => {
+                        if state.admitting.insert(name.clone()) {
+                            let pod = core::Pod {
+                                metadata: ObjectMeta {
+                                    name: Some(pod_name),
+                                    namespace: Some(self.name.clone()),
+                                    ..w.template.metadata.clone().unwrap_or_default()
+                                },
+                                spec: w.template.spec.clone(),
+                                status: None,
+                            };
+                            tokio::spawn(admit(self.clone(), name, w.hash.clone(), pod));
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                let spec = w.template.spec.clone().unwrap_or_default();
+                let meta = w.template.metadata.clone().unwrap_or_default();
+                (pod_name, meta, spec)
+            };
             if let Err(e) = self.create_pod(state, pod_name, &meta, spec, Some(owner)) {
                 tracing::warn!(namespace = %self.name, workload = %name, "cannot create a pod: {e}");
+                let attempts = state.refusals.get(&name).map_or(0, |r| r.attempts) + 1;
+                state.refusals.insert(
+                    name.clone(),
+                    Refusal {
+                        message: e.to_string(),
+                        attempts,
+                    },
+                );
+                self.node.notify();
+            }
+        }
+    }
+
+    /// Called when the admission chain has answered for `workload`'s next pod: keep the
+    /// admitted pod for [`Self::reconcile`], or record the refusal and try again later (as a
+    /// ReplicaSet does, with back-off).
+    fn admitted(
+        self: &Arc<Self>,
+        workload: String,
+        template_hash: String,
+        result: std::result::Result<core::Pod, String>,
+    ) {
+        let mut state = self.lock();
+        state.admitting.remove(&workload);
+        let checked = result.and_then(|pod| {
+            let spec = pod.spec.unwrap_or_default();
+            let claims: BTreeSet<String> = state.claims.keys().cloned().collect();
+            let no_sandbox = match &self.node.isolation {
+                super::Isolation::None { reason } => Some(reason),
+                _ => None,
+            };
+            super::validate::pod_spec(
+                &spec,
+                &super::validate::Context {
+                    object: format!("the pod of {workload} as admitted"),
+                    path: "spec",
+                    images: &self.node.images,
+                    claims: &claims,
+                    owned: true,
+                    no_sandbox,
+                },
+            )
+            .map_err(|e| format!("the admitted pod cannot run: {e}"))?;
+            Ok((pod.metadata, spec))
+        });
+        match checked {
+            Ok((meta, spec)) => {
+                state.refusals.remove(&workload);
+                let name = meta.name.clone().unwrap_or_default();
+                state.admitted.insert(
+                    workload,
+                    Admitted {
+                        template_hash,
+                        name,
+                        meta,
+                        spec,
+                    },
+                );
+                self.reconcile(&mut state);
+            }
+            Err(message) => {
+                tracing::warn!(namespace = %self.name, %workload, "FailedCreate: {message}");
+                let attempts = state.refusals.get(&workload).map_or(0, |r| r.attempts) + 1;
+                state
+                    .refusals
+                    .insert(workload, Refusal { message, attempts });
+                drop(state);
+                self.node.notify();
+                let delay = std::time::Duration::from_secs(1 << attempts.min(3));
+                let namespace = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let mut state = namespace.lock();
+                    namespace.reconcile(&mut state);
+                });
             }
         }
     }
@@ -285,6 +407,12 @@ impl Namespace {
         self.node.notify();
         Ok(pod)
     }
+}
+
+/// Runs the admission chain for `workload`'s next pod and hands the answer back.
+async fn admit(namespace: Arc<Namespace>, workload: String, template_hash: String, pod: core::Pod) {
+    let result = namespace.node.admission.admit(&namespace.name, pod).await;
+    namespace.admitted(workload, template_hash, result);
 }
 
 /// A stable hash of a pod template, spelt like Kubernetes' `pod-template-hash`.

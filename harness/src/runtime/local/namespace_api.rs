@@ -53,15 +53,25 @@ impl Namespaces for LocalRuntime {
                 source,
             })?;
         }
-        namespaces.insert(
-            ns.to_owned(),
-            Arc::new(Namespace::new(ns.to_owned(), dir, self.node.clone())),
-        );
+        let namespace = Arc::new(Namespace::new(ns.to_owned(), dir, self.node.clone()));
+        self.node
+            .admission
+            .add_namespace(ns, Arc::downgrade(&namespace));
+        namespaces.insert(ns.to_owned(), namespace);
         Ok(())
     }
 
     async fn apply(&self, ns: &str, objects: Vec<Object>) -> Result<()> {
         self.apply_objects(ns, objects).await
+    }
+
+    /// Unregisters webhook configurations; other kinds are namespaced and go with their
+    /// namespace.
+    async fn delete_cluster_objects(&self, objects: &[Object]) -> Result<()> {
+        for object in objects.iter().filter(|o| o.is_cluster_scoped()) {
+            self.node.admission.unregister(object.kind(), object.name());
+        }
+        Ok(())
     }
 
     async fn keep_namespace(&self, ns: &str) -> String {
@@ -81,6 +91,7 @@ impl Namespaces for LocalRuntime {
             .expect("runtime lock")
             .remove(ns)
             .ok_or_else(|| Error::NoNamespace { ns: ns.to_owned() })?;
+        self.node.admission.remove_namespace(ns);
         let pods: Vec<Arc<Pod>> = {
             let mut state = namespace.lock();
             state.phase = NsPhase::Deleting;

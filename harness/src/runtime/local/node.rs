@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::admission::Admission;
 use super::images::ImageMap;
 use super::process::ProcessTable;
 use super::sandbox::{Isolation, Sandboxes};
@@ -49,6 +50,8 @@ pub(super) struct Node {
     /// Where logs go instead of the pod directories, if set.
     pub log_dir: Option<PathBuf>,
     pub procs: ProcessTable,
+    /// The webhook configurations pods are created through.
+    pub admission: Admission,
     /// Bumped on every change of any pod's status; waiters re-check their condition.
     changes: watch::Sender<u64>,
 }
@@ -74,6 +77,7 @@ impl Node {
             grace,
             log_dir,
             procs: ProcessTable::default(),
+            admission: Admission::default(),
             changes: watch::Sender::new(0),
         }
     }

@@ -28,17 +28,34 @@ impl Pods for LocalRuntime {
         timeout: Duration,
     ) -> Result<PodInfo> {
         let namespace = self.namespace_state(ns)?;
-        let mut found = None;
-        let (slot, ns_ref) = (&mut found, &namespace);
+        let (mut found, mut refused) = (None, None);
+        let (slot, refusal, ns_ref) = (&mut found, &mut refused, &namespace);
         // NB: `cond` moves into the closure: it is `Send`, not necessarily `Sync`.
         let wait = self.node.wait_until(move || {
             *slot = Self::candidates(ns_ref, owner_or_pod_name)
                 .iter()
                 .map(|p| p.info())
                 .find(|info| cond(info));
-            slot.is_some()
+            // NB: a workload whose pod admission refuses fails the wait at once, as a case
+            // on a cluster fails on the ReplicaSet's FailedCreate.
+            *refusal = match slot {
+                Some(_) => None,
+                None => ns_ref
+                    .lock()
+                    .refusals
+                    .get(owner_or_pod_name)
+                    .map(|r| r.message.clone()),
+            };
+            slot.is_some() || refusal.is_some()
         });
         let timed_out = tokio::time::timeout(timeout, wait).await.is_err();
+        if let (None, Some(message)) = (&found, refused) {
+            return Err(Error::Refused {
+                ns: ns.to_owned(),
+                pod: owner_or_pod_name.to_owned(),
+                message,
+            });
+        }
         match found {
             Some(info) if !timed_out => Ok(info),
             _ => {
@@ -66,6 +83,11 @@ impl Pods for LocalRuntime {
                 })
             }
         }
+    }
+
+    /// The pod's spec as admitted.
+    async fn pod_spec(&self, ns: &str, pod: &str) -> Result<k8s_openapi::api::core::v1::PodSpec> {
+        Ok(self.pod(ns, pod)?.spec.clone())
     }
 
     /// The pod's timeline.
