@@ -651,3 +651,250 @@ async fn the_server_version_decides_whether_native_sidecars_run() {
         );
     }
 }
+
+const WEBHOOK_CONFIGURATION: &str = "\
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: phasepod-injector}
+webhooks:
+  - name: inject.phasecheck.io
+    admissionReviewVersions: [v1]
+    sideEffects: None
+    failurePolicy: Fail
+    clientConfig:
+      service: {name: phasepod-injector, namespace: phasepod-system, path: /mutate, port: 443}
+      caBundle: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t
+    rules:
+      - {operations: [CREATE], apiGroups: [''], apiVersions: [v1], resources: [pods]}
+";
+
+const WEBHOOK_PATH: &str =
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/phasepod-injector";
+
+#[tokio::test]
+async fn a_webhook_configuration_is_applied_at_the_cluster_scope_with_its_ca_bundle() {
+    let (runtime, seen) = mock_runtime(|req| answer(200, req.json()));
+    let objects = parse_manifests(WEBHOOK_CONFIGURATION, "w.yaml".as_ref()).unwrap();
+    assert!(matches!(
+        objects[0],
+        Object::MutatingWebhookConfiguration(_)
+    ));
+    assert!(objects[0].is_cluster_scoped());
+    runtime.apply("phasepod-system", objects).await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let patch = &seen[0];
+    assert_eq!(patch.method, Method::PATCH);
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    let (path, query) = patch.uri.split_once('?').unwrap();
+    assert_eq!(path, WEBHOOK_PATH, "no namespace in the path");
+    assert!(query.contains("fieldManager=phasecheck"), "{query}");
+    assert!(query.contains("force=true"), "{query}");
+    let body = patch.json();
+    assert_eq!(body["kind"], "MutatingWebhookConfiguration");
+    assert!(body["metadata"]["namespace"].is_null(), "{body}");
+    let webhook = &body["webhooks"][0];
+    assert_eq!(webhook["name"], "inject.phasecheck.io");
+    assert_eq!(
+        webhook["clientConfig"]["caBundle"],
+        "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"
+    );
+    assert_eq!(
+        webhook["clientConfig"]["service"]["namespace"],
+        "phasepod-system"
+    );
+}
+
+#[tokio::test]
+async fn removing_a_webhook_configuration_already_gone_is_no_error() {
+    let (runtime, seen) = mock_runtime(|req| match req.method {
+        Method::DELETE => answer(
+            404,
+            status(
+                404,
+                "NotFound",
+                "mutatingwebhookconfigurations.admissionregistration.k8s.io \"phasepod-injector\" not found",
+            ),
+        ),
+        _ => answer(500, status(500, "InternalError", "unexpected")),
+    });
+    let objects = parse_manifests(WEBHOOK_CONFIGURATION, "w.yaml".as_ref()).unwrap();
+    runtime.delete_cluster_objects(&objects).await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].method, Method::DELETE);
+    let path = seen[0].uri.split('?').next().unwrap();
+    assert_eq!(path, WEBHOOK_PATH);
+}
+
+#[tokio::test]
+async fn a_webhook_configuration_the_server_fails_to_delete_is_an_error_naming_it() {
+    let (runtime, _seen) = mock_runtime(|_| {
+        answer(
+            500,
+            status(500, "InternalError", "etcdserver: request timed out"),
+        )
+    });
+    let mut objects = parse_manifests(DEPLOYMENT, "d.yaml".as_ref()).unwrap();
+    objects.extend(parse_manifests(WEBHOOK_CONFIGURATION, "w.yaml".as_ref()).unwrap());
+    let err = runtime.delete_cluster_objects(&objects).await.unwrap_err();
+    assert!(matches!(err, Error::Api { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("MutatingWebhookConfiguration/phasepod-injector"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_pod_spec_is_the_one_the_api_server_stored_after_admission() {
+    let mut injected = deployment_pod(2);
+    injected["spec"]["initContainers"] = json!([
+        {"name": "restore", "image": "phasecheck/phasepod:dev", "args": ["restore"]},
+        {"name": "backup", "image": "phasecheck/phasepod:dev", "args": ["backup"],
+         "restartPolicy": "Always"}
+    ]);
+    let (runtime, seen) = mock_runtime(move |req| {
+        if req.method == Method::GET
+            && req.uri == "/api/v1/namespaces/pc-1/pods/phasepod-6c9d8b7f5-abcde"
+        {
+            answer(200, injected.clone())
+        } else {
+            answer(500, status(500, "InternalError", "unexpected"))
+        }
+    });
+    let spec = runtime
+        .pod_spec("pc-1", "phasepod-6c9d8b7f5-abcde")
+        .await
+        .unwrap();
+    let inits: Vec<&str> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(inits, ["restore", "backup"]);
+    let backup = &spec.init_containers.as_ref().unwrap()[1];
+    assert_eq!(backup.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(spec.containers[0].name, "app");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_pod_spec_of_a_pod_that_does_not_exist_is_no_pod() {
+    let (runtime, _seen) = mock_runtime(|_| {
+        answer(
+            404,
+            status(404, "NotFound", "pods \"phasepod-gone\" not found"),
+        )
+    });
+    let err = runtime.pod_spec("pc-1", "phasepod-gone").await.unwrap_err();
+    assert!(matches!(err, Error::NoPod { .. }), "{err:?}");
+}
+
+/// A namespace's events: the ReplicaSet could not create the pod, plus noise.
+fn refused_events() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "EventList", "metadata": {"resourceVersion": "12"},
+        "items": [
+            {
+                "metadata": {"name": "e1", "namespace": "pc-1"},
+                "involvedObject": {"kind": "Deployment", "name": "phasepod"},
+                "type": "Normal", "reason": "ScalingReplicaSet",
+                "message": "Scaled up replica set phasepod-6c9d8b7f5 from 0 to 1",
+                "lastTimestamp": "2025-06-01T10:00:00Z", "count": 1
+            },
+            {
+                "metadata": {"name": "e2", "namespace": "pc-1"},
+                "involvedObject": {"kind": "ReplicaSet", "name": "phasepod-6c9d8b7f5"},
+                "type": "Warning", "reason": "FailedCreate",
+                "message": "Error creating: Internal error occurred: failed calling webhook \"inject.phasecheck.io\": failed to call webhook: Post \"https://phasepod-injector.phasepod-system.svc:443/mutate?timeout=10s\": no endpoints available for service \"phasepod-injector\"",
+                "lastTimestamp": "2025-06-01T10:00:05Z", "count": 4
+            },
+            {
+                "metadata": {"name": "e3", "namespace": "pc-1"},
+                "involvedObject": {"kind": "PersistentVolumeClaim", "name": "data"},
+                "type": "Warning", "reason": "ProvisioningFailed",
+                "message": "unrelated to the workload",
+                "lastTimestamp": "2025-06-01T10:00:01Z", "count": 1
+            }
+        ]
+    })
+}
+
+#[tokio::test]
+async fn a_workload_whose_pod_admission_refuses_times_out_naming_the_webhook() {
+    let (runtime, seen) = mock_runtime(|req| {
+        if req.uri.contains("watch=true") {
+            Reply::Hold
+        } else if req.uri.starts_with("/api/v1/namespaces/pc-1/pods?") {
+            answer(200, empty_list("PodList"))
+        } else if req.uri.starts_with("/api/v1/namespaces/pc-1/events?") {
+            answer(200, refused_events())
+        } else {
+            answer(500, status(500, "InternalError", "unexpected"))
+        }
+    });
+    let err = runtime
+        .wait_for_pod("pc-1", "phasepod", |p| p.ready, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("no pod is named or owned by `phasepod`"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "Warning FailedCreate ReplicaSet/phasepod-6c9d8b7f5: Error creating: Internal error occurred: failed calling webhook \"inject.phasecheck.io\""
+        ),
+        "{message}"
+    );
+    assert!(message.contains("(x4)"), "{message}");
+    assert!(!message.contains("ScalingReplicaSet"), "{message}");
+    assert!(!message.contains("unrelated"), "{message}");
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.uri.starts_with("/api/v1/namespaces/pc-1/events?")),
+        "the events are read"
+    );
+}
+
+#[tokio::test]
+async fn a_pod_wait_whose_events_cannot_be_read_still_times_out_saying_so() {
+    let (runtime, _seen) = mock_runtime(|req| {
+        if req.uri.contains("watch=true") {
+            Reply::Hold
+        } else if req.uri.starts_with("/api/v1/namespaces/pc-1/pods?") {
+            answer(200, empty_list("PodList"))
+        } else {
+            answer(
+                403,
+                status(
+                    403,
+                    "Forbidden",
+                    "events is forbidden: User \"ci\" cannot list",
+                ),
+            )
+        }
+    });
+    let err = runtime
+        .wait_for_pod("pc-1", "phasepod", |p| p.ready, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("no pod is named or owned"), "{message}");
+    assert!(
+        message.contains("cannot read the events of pc-1"),
+        "{message}"
+    );
+}

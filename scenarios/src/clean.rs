@@ -82,6 +82,17 @@ pub async fn clean_namespaces(kube: &KubeRuntime) -> Result<bool, harness::runti
         MANAGED_BY.1
     );
     let mut all = true;
+    match kube.delete_managed_webhook_configurations().await {
+        Ok(deleted) => {
+            for object in deleted {
+                note!("phasecheck: deleted {object}");
+            }
+        }
+        Err(e) => {
+            note!("phasecheck: error: {e}");
+            all = false;
+        }
+    }
     for ns in namespaces {
         match kube.delete_namespace(&ns).await {
             Ok(()) => note!("phasecheck: deleted namespace {ns}"),

@@ -52,12 +52,33 @@ fn summary(subject: &Subject) -> String {
         p.containers.restore,
         p.containers.run,
         p.containers.maintenance,
-        if subject.native_sidecar {
+        if p.install.is_some() {
+            "added when the pod is created"
+        } else if subject.native_sidecar {
             "native sidecar"
         } else {
             "classic sidecar"
         }
     ));
+    if let Some(install) = &p.install {
+        let objects: Vec<String> = subject
+            .install_objects()
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        line(format!(
+            "  install    into namespace {} once per run: {}{}",
+            install.namespace,
+            objects.join(", "),
+            install
+                .ca_bundle
+                .as_ref()
+                .map_or(String::new(), |s| format!(
+                    "; caBundle from GET {} on port {} of {}",
+                    s.path, s.port, s.deployment
+                ))
+        ));
+    }
     line(format!(
         "  data       volume `{}` ({}) at {} in `{}`, root `{}`, layout {}, ignoring {:?}",
         p.data.volume,
@@ -104,6 +125,12 @@ fn summary(subject: &Subject) -> String {
             written.push(format!(
                 "env {:?} on restore and maintenance",
                 wiring.env.keys().collect::<Vec<_>>()
+            ));
+        }
+        if !wiring.annotations.is_empty() {
+            written.push(format!(
+                "annotations {:?} on the pod template",
+                wiring.annotations.keys().collect::<Vec<_>>()
             ));
         }
         line(format!(

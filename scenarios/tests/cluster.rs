@@ -77,6 +77,62 @@ async fn the_litestream_subject_keeps_its_claims_on_kind() {
     assert!(passed >= 13, "only {passed} cases passed");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs cluster (kind)"]
+async fn the_pods_the_reference_injector_makes_pass_the_whole_catalog_on_kind() {
+    let _cluster = CLUSTER.lock().await;
+    // NB: the injector (install: of the subject) runs the reference image, which the subject
+    // maps to the builtin phasepod, so it is built and loaded with the workload's; its
+    // MutatingWebhookConfiguration is registered once per run and removed at the end.
+    let subject = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/subjects/phasepod-webhook.yaml");
+    let options = on_kind(vec![subject], Vec::new(), "webhook");
+    let report = run_report(&options).await.expect("the cluster run starts");
+    let passed = common::write_and_expect_passed(&report, &options.report_dir, false);
+    assert!(
+        passed >= 2 * 18,
+        "only {passed} cases passed (two backends × 18 scenarios)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs cluster (kind)"]
+async fn a_webhook_that_cannot_be_called_under_fail_fails_init_1_on_kind_naming_it() {
+    let _cluster = CLUSTER.lock().await;
+    // NB: the ReplicaSet never gets its pod; the case's failure carries its FailedCreate
+    // event ("failed calling webhook \"inject.phasecheck.io\"").
+    let subject = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/subjects/broken/webhook-down-fail.yaml");
+    let options = on_kind(
+        vec![subject],
+        vec!["INIT-1".to_owned()],
+        "teeth-webhook-down-fail",
+    );
+    let report = run_report(&options).await.expect("the cluster run starts");
+    report
+        .write(&options.report_dir)
+        .expect("the reports are written");
+    assert!(
+        report.scenarios.iter().any(|r| r.id == "INIT-1"),
+        "INIT-1 did not run"
+    );
+    for result in report.scenarios.iter().filter(|r| r.id == "INIT-1") {
+        assert_eq!(
+            result.outcome,
+            Outcome::Failed,
+            "webhook-down-fail should fail INIT-1 on {}: {}",
+            result.backend,
+            result.message
+        );
+        assert!(
+            result.message.contains("inject.phasecheck.io"),
+            "on {}: {}",
+            result.backend,
+            result.message
+        );
+    }
+}
+
 #[rstest]
 #[case::credentials_given_to_the_app("creds-to-app", "SEC-1")]
 #[case::restore_starts_fresh_when_the_store_is_down("start-blind", "INIT-6")]

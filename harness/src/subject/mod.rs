@@ -49,6 +49,13 @@
 //! claims: [INIT-1, INIT-2, INIT-4, RUN-1, RUN-2, SEC-1, SEC-2, MNT-1, MNT-2, LIFE-1]
 //! ```
 //!
+//! When a webhook or an operator makes the phased pod, `install:` names its manifests
+//! ([`install`]), the restore and maintenance containers named in `containers` are the ones it
+//! adds (only the app must be in the workload's own pod spec), and the knobs may be pod template
+//! annotations it reads: `schedule: {annotation: phasecheck.io/runat}`, `retention:
+//! {annotation: …}`, and per backend `annotations: {phasecheck.io/backend: s3}` beside `env`,
+//! `configMaps` and `secrets` (see `fixtures/subjects/phasepod-webhook.yaml`).
+//!
 //! Template fields (`{s3.endpoint}` …) are listed in [`template::FIELDS`]. Profiles of
 //! `apiVersion: phasecheck/v1alpha1` (the reference workload's first shape) still load: they mean
 //! format and layout `phasepod`, the app's `/files/{path}`, and the ConfigMap
@@ -697,10 +704,30 @@ impl Subject {
         &self.profile.name
     }
 
-    /// The first container whose image has no entry in `images` (the local runtime needs one
-    /// for every image), as an error naming the field and the fix.
+    /// The first container (of the workload, or of a Deployment or Pod of `install:`) whose
+    /// image has no entry in `images` (the local runtime needs one for every image), as an
+    /// error naming the field and the fix.
     pub fn check_images_mapped(&self) -> Result<()> {
-        for (container, image) in &self.container_images {
+        let installed = self.install_objects().into_iter().flat_map(|o| {
+            let spec = match o {
+                crate::runtime::objects::Object::Deployment(d) => {
+                    d.spec.and_then(|s| s.template.spec)
+                }
+                crate::runtime::objects::Object::Pod(p) => p.spec,
+                _ => None,
+            };
+            spec.into_iter()
+                .flat_map(|s| s.init_containers.into_iter().flatten().chain(s.containers))
+                .map(|c| (c.name, c.image.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        });
+        let all: Vec<(String, String)> = self
+            .container_images
+            .iter()
+            .cloned()
+            .chain(installed)
+            .collect();
+        for (container, image) in &all {
             let mapped = self
                 .profile
                 .images

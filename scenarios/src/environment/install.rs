@@ -63,11 +63,24 @@ impl<R: Runtime> Environment<R> {
             .install_objects()
             .into_iter()
             .partition(Object::is_cluster_scoped);
+        if self.runtime_name == "local"
+            && let Some(other) = objects.iter().find(|o| matches!(o, Object::Other { .. }))
+        {
+            return Err(format!(
+                "install.manifests holds {other}, which the local runtime does not run: an operator (its CRDs, RBAC and a controller watching the API) needs a real cluster; use --runtime kind, minikube or existing"
+            ));
+        }
         for object in &mut objects {
             with_env(object, spec);
         }
-        if let Err(e) = self.runtime.create_namespace(ns).await {
-            return Err(format!("creating namespace {ns}: {e}"));
+        match self.runtime.create_namespace(ns).await {
+            Ok(()) => {}
+            // NB: a cluster may keep the namespace of an install a killed run left behind;
+            // applying is idempotent, and it is removed at the end.
+            Err(harness::runtime::Error::NamespaceExists { .. }) => {
+                note!("phasecheck: namespace {ns} exists already; installing into it");
+            }
+            Err(e) => return Err(format!("creating namespace {ns}: {e}")),
         }
         // NB: recorded before anything is applied, so a half-made install is removed too.
         self.installed
@@ -93,6 +106,9 @@ impl<R: Runtime> Environment<R> {
                 .map_err(|e| format!("Deployment {name} did not become ready: {e}"))?;
         }
         let mut webhooks = cluster_objects;
+        for object in &mut webhooks {
+            label_managed(object);
+        }
         if let Some(source) = &spec.ca_bundle {
             let ca = self.fetch_ca(ns, source).await?;
             for object in &mut webhooks {
@@ -187,6 +203,20 @@ fn with_env(object: &mut Object, spec: &InstallSpec) {
             });
         }
     }
+}
+
+/// Labels a webhook configuration `app.kubernetes.io/managed-by=phasecheck`, so `phasecheck
+/// clean` finds it after a run that was killed before removing it.
+fn label_managed(object: &mut Object) {
+    let meta = match object {
+        Object::MutatingWebhookConfiguration(c) => &mut c.metadata,
+        Object::ValidatingWebhookConfiguration(c) => &mut c.metadata,
+        _ => return,
+    };
+    let (key, value) = harness::runtime::kube::MANAGED_BY;
+    meta.labels
+        .get_or_insert_with(Default::default)
+        .insert(key.to_owned(), value.to_owned());
 }
 
 /// Puts `ca` into every webhook of a configuration that has no `caBundle`.

@@ -73,40 +73,51 @@ impl KubeRuntime {
 
     /// The namespace's events, one line each, oldest first.
     async fn events(&self, ns: &str) -> Result<String> {
+        let mut out = String::new();
+        for e in &self.event_objects(ns).await? {
+            let _ = writeln!(out, "{}", event_line(e));
+        }
+        Ok(out)
+    }
+
+    /// The namespace's events, oldest first.
+    pub(super) async fn event_objects(&self, ns: &str) -> Result<Vec<Event>> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
         let mut events = api
             .list(&ListParams::default())
             .await
             .map_err(Error::api(format!("list events in {ns}")))?
             .items;
-        let when = |e: &Event| {
-            e.last_timestamp
-                .as_ref()
-                .or(e.first_timestamp.as_ref())
-                .map(to_chrono)
-                .or_else(|| e.event_time.as_ref().map(|t| to_chrono(&Time(t.0))))
-                .or_else(|| e.metadata.creation_timestamp.as_ref().map(to_chrono))
-        };
-        events.sort_by_key(|e| when(e));
-        let mut out = String::new();
-        for e in &events {
-            let _ = writeln!(
-                out,
-                "{} {} {} {}/{}: {}{}",
-                when(e).map_or("-".into(), |t| t.to_rfc3339()),
-                e.type_.as_deref().unwrap_or("-"),
-                e.reason.as_deref().unwrap_or("-"),
-                e.involved_object.kind.as_deref().unwrap_or("-"),
-                e.involved_object.name.as_deref().unwrap_or("-"),
-                e.message.as_deref().unwrap_or_default().trim(),
-                match e.count {
-                    Some(n) if n > 1 => format!(" (x{n})"),
-                    _ => String::new(),
-                },
-            );
-        }
-        Ok(out)
+        events.sort_by_key(event_time);
+        Ok(events)
     }
+}
+
+/// When an event last happened, as far as it says.
+fn event_time(e: &Event) -> Option<chrono::DateTime<chrono::Utc>> {
+    e.last_timestamp
+        .as_ref()
+        .or(e.first_timestamp.as_ref())
+        .map(to_chrono)
+        .or_else(|| e.event_time.as_ref().map(|t| to_chrono(&Time(t.0))))
+        .or_else(|| e.metadata.creation_timestamp.as_ref().map(to_chrono))
+}
+
+/// One event on one line: `<time> <type> <reason> <kind>/<name>: <message> (xN)`.
+pub(super) fn event_line(e: &Event) -> String {
+    format!(
+        "{} {} {} {}/{}: {}{}",
+        event_time(e).map_or("-".into(), |t| t.to_rfc3339()),
+        e.type_.as_deref().unwrap_or("-"),
+        e.reason.as_deref().unwrap_or("-"),
+        e.involved_object.kind.as_deref().unwrap_or("-"),
+        e.involved_object.name.as_deref().unwrap_or("-"),
+        e.message.as_deref().unwrap_or_default().trim(),
+        match e.count {
+            Some(n) if n > 1 => format!(" (x{n})"),
+            _ => String::new(),
+        },
+    )
 }
 
 fn write(dir: &Path, file: &str, text: &str) -> Result<PathBuf> {

@@ -30,6 +30,41 @@ impl KubeRuntime {
             .filter_map(|n| n.metadata.name)
             .collect())
     }
+
+    /// Deletes the webhook configurations labelled `app.kubernetes.io/managed-by=phasecheck`
+    /// (what installs register) that a killed run left; returns their names.
+    pub async fn delete_managed_webhook_configurations(&self) -> Result<Vec<String>> {
+        use k8s_openapi::api::admissionregistration::v1::{
+            MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+        };
+        let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+        let params = kube::api::ListParams::default().labels(&selector);
+        let mut objects = Vec::new();
+        let mutating: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
+        for item in mutating
+            .list(&params)
+            .await
+            .map_err(Error::api(format!(
+                "list mutating webhook configurations labelled {selector}"
+            )))?
+            .items
+        {
+            objects.push(Object::MutatingWebhookConfiguration(item));
+        }
+        let validating: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
+        for item in validating
+            .list(&params)
+            .await
+            .map_err(Error::api(format!(
+                "list validating webhook configurations labelled {selector}"
+            )))?
+            .items
+        {
+            objects.push(Object::ValidatingWebhookConfiguration(item));
+        }
+        self.delete_cluster_scoped(&objects).await?;
+        Ok(objects.iter().map(|o| o.to_string()).collect())
+    }
 }
 
 impl Namespaces for KubeRuntime {

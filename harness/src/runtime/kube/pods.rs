@@ -10,6 +10,7 @@ use kube::runtime::wait::{Condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
+use super::artefacts::event_line;
 use super::namespace::with_watch_error;
 use super::status::{pod_info, timeline_from_pod};
 use super::watch::{PodSet, Stopped, until};
@@ -52,7 +53,11 @@ impl KubeRuntime {
         Ok(pods)
     }
 
-    fn pod_wait_failed(
+    /// The error of a pod wait that stopped before its condition held: the candidates'
+    /// timelines, or, when there is no candidate at all, the Warning events about the workload
+    /// (a ReplicaSet's or StatefulSet's `FailedCreate` says why: an admission webhook that
+    /// refused the pod or could not be called, a quota, a Pod Security level).
+    async fn pod_wait_failed(
         &self,
         ns: &str,
         key: &str,
@@ -65,28 +70,55 @@ impl KubeRuntime {
         if let Stopped::Fatal(source) = stopped {
             return Error::Watch { what, source };
         }
-        let candidates = set.candidates(key);
-        let state = if candidates.is_empty() {
+        let timelines: Vec<String> = set
+            .candidates(key)
+            .iter()
+            .map(|p| timeline_from_pod(p).render())
+            .collect();
+        let state = if timelines.is_empty() {
             let all = set.names();
-            format!(
+            let none = format!(
                 "no pod is named or owned by `{key}` (pods in {ns}: {})",
                 if all.is_empty() {
                     "none".into()
                 } else {
                     all.join(", ")
                 }
-            )
+            );
+            format!("{none}\n{}", self.workload_warnings(ns, key).await)
         } else {
-            candidates
-                .iter()
-                .map(|p| timeline_from_pod(p).render())
-                .collect::<Vec<_>>()
-                .join("\n")
+            timelines.join("\n")
         };
         Error::Timeout {
             what,
             timeout,
             state: with_watch_error(state, stopped),
+        }
+    }
+
+    /// The namespace's Warning events about workload `key` or what it owns (objects named
+    /// `key` or `key-…`), oldest first, for a message.
+    async fn workload_warnings(&self, ns: &str, key: &str) -> String {
+        let events = match self.event_objects(ns).await {
+            Ok(events) => events,
+            Err(err) => return format!("(cannot read the events of {ns}: {err})"),
+        };
+        let prefix = format!("{key}-");
+        let lines: Vec<String> = events
+            .iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .filter(|e| {
+                e.involved_object
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n == key || n.starts_with(&prefix))
+            })
+            .map(|e| format!("  {}", event_line(e)))
+            .collect();
+        if lines.is_empty() {
+            format!("no Warning events about `{key}` in {ns}")
+        } else {
+            format!("Warning events about `{key}`:\n{}", lines.join("\n"))
         }
     }
 }
@@ -99,7 +131,8 @@ impl Pods for KubeRuntime {
 
     /// Waits until a pod named `owner_or_pod_name`, or owned by the Deployment/StatefulSet of
     /// that name, meets `cond`, watching the namespace's pods. On timeout the error shows the
-    /// candidates' timelines.
+    /// candidates' timelines or, when there is none, the Warning events about the workload
+    /// (e.g. `FailedCreate`: `admission webhook "x" denied the request: …`).
     async fn wait_for_pod(
         &self,
         ns: &str,
@@ -122,16 +155,19 @@ impl Pods for KubeRuntime {
                 .find(|info| cond(info))
         })
         .await;
-        waited.map_err(|stopped| {
-            self.pod_wait_failed(
-                ns,
-                owner_or_pod_name,
-                &set,
-                "to meet the condition",
-                timeout,
-                stopped,
-            )
-        })
+        match waited {
+            Ok(info) => Ok(info),
+            Err(stopped) => Err(self
+                .pod_wait_failed(
+                    ns,
+                    owner_or_pod_name,
+                    &set,
+                    "to meet the condition",
+                    timeout,
+                    stopped,
+                )
+                .await),
+        }
     }
 
     /// The pod's spec as the API server stored it (admission included).
@@ -280,9 +316,12 @@ impl Pods for KubeRuntime {
         } else {
             "to be created"
         };
-        waited.map_err(|stopped| {
-            self.pod_wait_failed(ns, workload, &set, goal, self.wait_timeout, stopped)
-        })
+        match waited {
+            Ok(()) => Ok(()),
+            Err(stopped) => Err(self
+                .pod_wait_failed(ns, workload, &set, goal, self.wait_timeout, stopped)
+                .await),
+        }
     }
 
     async fn reach(&self, ns: &str, pod: &PodInfo, port: u16) -> Result<SocketAddr> {

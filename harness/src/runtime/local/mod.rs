@@ -65,6 +65,18 @@
 //!   template. A deleted Deployment pod is replaced at once by a pod with a new name; a
 //!   StatefulSet pod (`<name>-0`, same name, new UID) once the old one is gone. A changed
 //!   template replaces the pod (strategy `Recreate`: after the old pod is gone).
+//! - **Admission**: `MutatingWebhookConfiguration`s and `ValidatingWebhookConfiguration`s
+//!   (cluster-scoped: applied through any namespace, removed with
+//!   [`Namespaces::delete_cluster_objects`](crate::runtime::Namespaces::delete_cluster_objects))
+//!   are called when a pod is created, as the API server calls them: AdmissionReview v1 over
+//!   HTTPS to the Service's ready pod or the `url`, trusting only the `caBundle`; `rules`,
+//!   `namespaceSelector` (on `kubernetes.io/metadata.name`), `objectSelector`,
+//!   `failurePolicy`, `timeoutSeconds` and `reinvocationPolicy` honoured; the JSON Patch
+//!   applied. A pod applied directly that admission refuses is an [`Error::Refused`] of the
+//!   `apply`; a workload's is retried with back-off (1 s, 2 s, 4 s, 8 s) like a ReplicaSet's,
+//!   and a wait for its pod fails at once with the refusal (as a case fails on a cluster's
+//!   `FailedCreate` event). [`Pods::pod_spec`](crate::runtime::Pods::pod_spec) shows the pod
+//!   as admitted.
 //! - **Deletion**: SIGTERM to every process group, SIGKILL after the grace period
 //!   (`terminationGracePeriodSeconds`, at most the runtime's, default 5 s); regular containers
 //!   first, then native sidecars in reverse order. As on a cluster, a container's PID 1 that
@@ -90,8 +102,10 @@
 //!   user's, until a pod's `fsGroup` takes them over at its start.
 //! - No `lifecycle` hooks, gRPC probes, `hostNetwork`, `resourceFieldRef`, `subPathExpr` or
 //!   other volume kinds: such manifests are rejected with the field named, rather than run
-//!   differently. Services are accepted and recorded, and do nothing (no DNS, no proxying):
-//!   address pods by [`PodInfo::ip`](crate::runtime::PodInfo::ip).
+//!   differently. Services are recorded and used only to reach a webhook's pod (no DNS, no
+//!   proxying): address pods by [`PodInfo::ip`](crate::runtime::PodInfo::ip).
+//! - No API to watch: operators (controllers) need a real cluster. Admission covers pod
+//!   creation only (see `admission`).
 //! - The Kubernetes service variables (`KUBERNETES_SERVICE_HOST`, …) are not set.
 //! - Timestamps are wall-clock milliseconds; events within a millisecond compare equal.
 //!
