@@ -28,37 +28,38 @@ impl<R: Runtime> Scenario<'_, R> {
 
 /// Runs the scenario of `check`: every [`CheckId`] has exactly one, so the catalog cannot name a
 /// requirement no scenario implements; a continuous workload's maintenance requirements have
-/// their own ([`crate::continuous`]).
+/// their own ([`crate::continuous`]). Each scenario's future is boxed: on the heap, not on the
+/// (small) stack of the thread that polls every case.
 pub async fn run<R: Runtime>(check: CheckId, s: &mut Scenario<'_, R>) -> Check {
     if let Some(lag) = s.replication_lag() {
         match check {
-            CheckId::OnSchedule => return continuous::mnt_1_within_lag(s).await,
-            CheckId::RoundTrip => return continuous::mnt_2_round_trip(s).await,
-            CheckId::StoreOutage => return continuous::mnt_3_store_outage(s).await,
-            CheckId::SidecarCrash => return continuous::mnt_5_sidecar_crash(s).await,
-            CheckId::Consistent => return continuous::mnt_6_consistent(s, lag).await,
+            CheckId::OnSchedule => return Box::pin(continuous::mnt_1_within_lag(s)).await,
+            CheckId::RoundTrip => return Box::pin(continuous::mnt_2_round_trip(s)).await,
+            CheckId::StoreOutage => return Box::pin(continuous::mnt_3_store_outage(s)).await,
+            CheckId::SidecarCrash => return Box::pin(continuous::mnt_5_sidecar_crash(s)).await,
+            CheckId::Consistent => return Box::pin(continuous::mnt_6_consistent(s, lag)).await,
             _ => {}
         }
     }
     match check {
-        CheckId::RestoreEmpty => init_1_restore_empty(s).await,
-        CheckId::KeepValid => init_2_keep_valid(s).await,
-        CheckId::RepairCorrupt => init_3_repair_corrupt(s).await,
-        CheckId::FreshStart => init_4_fresh_start(s).await,
-        CheckId::SkipBadBackup => init_5_skip_bad_backup(s).await,
-        CheckId::NoStartBlind => init_6_no_start_blind(s).await,
-        CheckId::AtomicRestore => init_7_atomic_restore(s).await,
-        CheckId::Ordering => run_1_ordering(s).await,
-        CheckId::ServesRestored => run_2_serves_restored(s).await,
-        CheckId::CredsIsolated => sec_1_creds_isolated(s).await,
-        CheckId::MaintReadOnly => sec_2_maint_read_only(s).await,
-        CheckId::OnSchedule => mnt_1_on_schedule(s).await,
-        CheckId::RoundTrip => mnt_2_round_trip(s).await,
-        CheckId::StoreOutage => mnt_3_store_outage(s).await,
-        CheckId::Retention => mnt_4_retention(s).await,
-        CheckId::SidecarCrash => mnt_5_sidecar_crash(s).await,
-        CheckId::Consistent => mnt_6_consistent(s).await,
-        CheckId::Recreate => life_1_recreate(s).await,
+        CheckId::RestoreEmpty => Box::pin(init_1_restore_empty(s)).await,
+        CheckId::KeepValid => Box::pin(init_2_keep_valid(s)).await,
+        CheckId::RepairCorrupt => Box::pin(init_3_repair_corrupt(s)).await,
+        CheckId::FreshStart => Box::pin(init_4_fresh_start(s)).await,
+        CheckId::SkipBadBackup => Box::pin(init_5_skip_bad_backup(s)).await,
+        CheckId::NoStartBlind => Box::pin(init_6_no_start_blind(s)).await,
+        CheckId::AtomicRestore => Box::pin(init_7_atomic_restore(s)).await,
+        CheckId::Ordering => Box::pin(run_1_ordering(s)).await,
+        CheckId::ServesRestored => Box::pin(run_2_serves_restored(s)).await,
+        CheckId::CredsIsolated => Box::pin(sec_1_creds_isolated(s)).await,
+        CheckId::MaintReadOnly => Box::pin(sec_2_maint_read_only(s)).await,
+        CheckId::OnSchedule => Box::pin(mnt_1_on_schedule(s)).await,
+        CheckId::RoundTrip => Box::pin(mnt_2_round_trip(s)).await,
+        CheckId::StoreOutage => Box::pin(mnt_3_store_outage(s)).await,
+        CheckId::Retention => Box::pin(mnt_4_retention(s)).await,
+        CheckId::SidecarCrash => Box::pin(mnt_5_sidecar_crash(s)).await,
+        CheckId::Consistent => Box::pin(mnt_6_consistent(s)).await,
+        CheckId::Recreate => Box::pin(life_1_recreate(s)).await,
     }
 }
 

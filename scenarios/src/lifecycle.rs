@@ -82,7 +82,7 @@ impl<R: Runtime> Environment<R> {
         if let Some(reason) = not_applicable(case) {
             return result_of(case, Outcome::NotApplicable, started.elapsed(), reason);
         }
-        if let Err(message) = self.ensure_installed(&case.subject).await {
+        if let Err(message) = Box::pin(self.ensure_installed(&case.subject)).await {
             return result_of(case, Outcome::Error, started.elapsed(), message);
         }
         let ns = namespace_for(case);
@@ -98,7 +98,7 @@ impl<R: Runtime> Environment<R> {
             result.namespace = Some(ns);
             return result;
         }
-        let mut result = self.run_case_in(case, &ns, stop, started).await;
+        let mut result = Box::pin(self.run_case_in(case, &ns, stop, started)).await;
         self.live.lock().expect("not poisoned").remove(&ns);
         result.namespace = Some(ns);
         if !self.strict
@@ -150,7 +150,7 @@ impl<R: Runtime> Environment<R> {
         // NB: outside the body, so a case that times out or is stopped keeps what it recorded.
         let recorder = Recorder::default();
         let body = async {
-            let open = Scenario::open(self, case, ns.clone(), recorder.clone());
+            let open = Box::pin(Scenario::open(self, case, ns.clone(), recorder.clone()));
             let opened = recorder.timed(Phase::Setup, open).await;
             let mut scenario = match opened {
                 Ok(scenario) => scenario,

@@ -41,7 +41,9 @@ impl<R: Runtime> Environment<R> {
             .entry(subject.name().to_owned())
             .or_default()
             .clone();
-        cell.get_or_init(|| self.install(subject, spec))
+        // NB: boxed, so the install's future does not grow every case's (test threads have
+        // small stacks).
+        cell.get_or_init(|| Box::pin(self.install(subject, spec)))
             .await
             .clone()
             .map_err(|e| {
