@@ -5,6 +5,22 @@ use harness::report::Outcome;
 use rstest::rstest;
 use scenarios::runner::{RunOptions, run_report};
 
+/// Prints the summary and fails listing every case that did not pass.
+fn assert_every_case_passed(report: &harness::report::RunReport) {
+    eprintln!("{}", report.summary_table());
+    let failed: Vec<_> = report
+        .scenarios
+        .iter()
+        .filter(|r| r.outcome != Outcome::Passed)
+        .map(|r| format!("{} {} {}: {}", r.id, r.subject, r.backend, r.message))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "failed scenarios:\n{}",
+        failed.join("\n")
+    );
+}
+
 #[rstest]
 #[case::s3("s3")]
 #[case::git("git")]
@@ -18,18 +34,7 @@ async fn the_reference_workload_passes_every_scenario(#[case] backend: &str) {
         ..RunOptions::new()
     };
     let report = run_report(&options).await.expect("the run starts");
-    eprintln!("{}", report.summary_table());
-    let failed: Vec<_> = report
-        .scenarios
-        .iter()
-        .filter(|r| r.outcome != Outcome::Passed)
-        .map(|r| format!("{} {} {}: {}", r.id, r.subject, r.backend, r.message))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "failed scenarios:\n{}",
-        failed.join("\n")
-    );
+    assert_every_case_passed(&report);
     assert_eq!(
         report.scenarios.len(),
         2 * 18,
@@ -51,18 +56,7 @@ async fn the_pods_the_reference_injector_makes_pass_every_scenario() {
         ..RunOptions::new()
     };
     let report = run_report(&options).await.expect("the run starts");
-    eprintln!("{}", report.summary_table());
-    let failed: Vec<_> = report
-        .scenarios
-        .iter()
-        .filter(|r| r.outcome != Outcome::Passed)
-        .map(|r| format!("{} {} {}: {}", r.id, r.subject, r.backend, r.message))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "failed scenarios:\n{}",
-        failed.join("\n")
-    );
+    assert_every_case_passed(&report);
     assert_eq!(
         report.scenarios.len(),
         2 * 18,

@@ -198,6 +198,9 @@ impl Namespace {
                     Some(a) if a.template_hash == w.hash => (a.name, a.meta, a.spec),
                     _ => {
                         if state.admitting.insert(name.clone()) {
+                            // NB: a refusal stands until this attempt answers, not longer: a
+                            // wait begun after a scale-up must not fail on an old answer.
+                            state.refusals.remove(&name);
                             let pod = core::Pod {
                                 metadata: ObjectMeta {
                                     name: Some(pod_name),

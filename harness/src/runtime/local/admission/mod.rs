@@ -179,66 +179,60 @@ impl HookFields<'_> {
     }
 }
 
-/// Checks a mutating configuration; its webhooks in order.
-fn mutating_hooks(config: &MutatingWebhookConfiguration) -> Result<Vec<Hook>> {
-    let object = format!(
-        "MutatingWebhookConfiguration {}",
-        config.metadata.name.as_deref().unwrap_or_default()
-    );
-    config
-        .webhooks
-        .iter()
+/// The fields of a `MutatingWebhook` or a `ValidatingWebhook` (same names, two types).
+macro_rules! hook_fields {
+    ($w:expr, $reinvocation:expr) => {
+        HookFields {
+            name: &$w.name,
+            client: &$w.client_config,
+            rules: &$w.rules,
+            failure_policy: &$w.failure_policy,
+            match_policy: &$w.match_policy,
+            namespace_selector: &$w.namespace_selector,
+            object_selector: &$w.object_selector,
+            timeout_seconds: $w.timeout_seconds,
+            versions: &$w.admission_review_versions,
+            side_effects: &$w.side_effects,
+            has_match_conditions: $w.match_conditions.as_ref().is_some_and(|c| !c.is_empty()),
+            reinvocation: $reinvocation,
+        }
+    };
+}
+
+/// Checks every webhook of configuration `kind` `name`, in order.
+fn check_hooks<W>(
+    kind: &str,
+    name: Option<&str>,
+    webhooks: Option<&Vec<W>>,
+    fields: for<'w> fn(&'w W) -> HookFields<'w>,
+) -> Result<Vec<Hook>> {
+    let object = format!("{kind} {}", name.unwrap_or_default());
+    webhooks
+        .into_iter()
         .flatten()
         .enumerate()
-        .map(|(i, w)| {
-            HookFields {
-                name: &w.name,
-                client: &w.client_config,
-                rules: &w.rules,
-                failure_policy: &w.failure_policy,
-                match_policy: &w.match_policy,
-                namespace_selector: &w.namespace_selector,
-                object_selector: &w.object_selector,
-                timeout_seconds: w.timeout_seconds,
-                versions: &w.admission_review_versions,
-                side_effects: &w.side_effects,
-                has_match_conditions: w.match_conditions.as_ref().is_some_and(|c| !c.is_empty()),
-                reinvocation: w.reinvocation_policy.as_deref(),
-            }
-            .check(&object, i)
-        })
+        .map(|(i, w)| fields(w).check(&object, i))
         .collect()
+}
+
+/// Checks a mutating configuration; its webhooks in order.
+fn mutating_hooks(config: &MutatingWebhookConfiguration) -> Result<Vec<Hook>> {
+    check_hooks(
+        "MutatingWebhookConfiguration",
+        config.metadata.name.as_deref(),
+        config.webhooks.as_ref(),
+        |w| hook_fields!(w, w.reinvocation_policy.as_deref()),
+    )
 }
 
 /// Checks a validating configuration; its webhooks in order.
 fn validating_hooks(config: &ValidatingWebhookConfiguration) -> Result<Vec<Hook>> {
-    let object = format!(
-        "ValidatingWebhookConfiguration {}",
-        config.metadata.name.as_deref().unwrap_or_default()
-    );
-    config
-        .webhooks
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, w)| {
-            HookFields {
-                name: &w.name,
-                client: &w.client_config,
-                rules: &w.rules,
-                failure_policy: &w.failure_policy,
-                match_policy: &w.match_policy,
-                namespace_selector: &w.namespace_selector,
-                object_selector: &w.object_selector,
-                timeout_seconds: w.timeout_seconds,
-                versions: &w.admission_review_versions,
-                side_effects: &w.side_effects,
-                has_match_conditions: w.match_conditions.as_ref().is_some_and(|c| !c.is_empty()),
-                reinvocation: None,
-            }
-            .check(&object, i)
-        })
-        .collect()
+    check_hooks(
+        "ValidatingWebhookConfiguration",
+        config.metadata.name.as_deref(),
+        config.webhooks.as_ref(),
+        |w| hook_fields!(w, None),
+    )
 }
 
 impl Admission {
