@@ -38,6 +38,7 @@ impl<R: Runtime> Scenario<'_, R> {
         let mut changes = self.store.changes();
         let mut last_read: Option<String> = None;
         let mut lacking = String::from("the store holds no backup");
+        let mut looked_once_more = false;
         loop {
             let backups = self.backup_infos().await?;
             if let Some(newest) = backups.first()
@@ -69,6 +70,12 @@ impl<R: Runtime> Scenario<'_, R> {
                 }
             }
             let Ok(left) = (give_up - Utc::now()).to_std() else {
+                // NB: reading a backup can outlast the deadline on a busy machine; one that
+                // landed meanwhile (stamped in time) is listed once more before judging.
+                if !looked_once_more {
+                    looked_once_more = true;
+                    continue;
+                }
                 fail!(
                     "the write was not in the store within the lag of {lag:?} after {since}: \
                      {lacking}"
