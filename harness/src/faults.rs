@@ -260,6 +260,7 @@ mod tests {
         DataSpec {
             volume: "data".into(),
             mount_path: "/data".into(),
+            claim: None,
             root: root.into(),
             layout,
             ignore: vec![".git/**".into()],

@@ -898,3 +898,201 @@ async fn a_pod_wait_whose_events_cannot_be_read_still_times_out_saying_so() {
         "{message}"
     );
 }
+
+const PHASEDAPPS_GROUP: &str = "/apis/phasecheck.io/v1alpha1";
+
+/// Discovery of `phasecheck.io/v1alpha1`: `phasedapps` with its scale subresource.
+fn phasedapp_resources() -> Value {
+    json!({
+        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "phasecheck.io/v1alpha1",
+        "resources": [
+            {"name": "phasedapps", "singularName": "phasedapp", "namespaced": true,
+             "kind": "PhasedApp", "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+            {"name": "phasedapps/scale", "singularName": "", "namespaced": true,
+             "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}
+        ]
+    })
+}
+
+const PHASEDAPP: harness::runtime::CustomResource<'static> = harness::runtime::CustomResource {
+    api_version: "phasecheck.io/v1alpha1",
+    kind: "PhasedApp",
+    name: "phasepod",
+};
+
+#[tokio::test]
+async fn a_custom_resource_is_scaled_through_its_scale_subresource_then_its_operators_pods_awaited()
+{
+    let (runtime, seen) = mock_runtime(|req| match (&req.method, req.uri.as_str()) {
+        (&Method::GET, PHASEDAPPS_GROUP) => answer(200, phasedapp_resources()),
+        (&Method::PATCH, uri)
+            if uri.starts_with(
+                "/apis/phasecheck.io/v1alpha1/namespaces/pc-1/phasedapps/phasepod/scale",
+            ) =>
+        {
+            answer(
+                200,
+                json!({
+                    "apiVersion": "autoscaling/v1", "kind": "Scale",
+                    "metadata": {"name": "phasepod", "namespace": "pc-1"},
+                    "spec": {"replicas": 1}, "status": {"replicas": 0}
+                }),
+            )
+        }
+        (&Method::GET, uri) if uri.contains("watch=true") => Reply::Hold,
+        (&Method::GET, uri) if uri.starts_with("/api/v1/namespaces/pc-1/pods?") => answer(
+            200,
+            json!({
+                "apiVersion": "v1", "kind": "PodList",
+                "metadata": {"resourceVersion": "10"}, "items": [deployment_pod(0)]
+            }),
+        ),
+        _ => answer(500, status(500, "InternalError", "unexpected")),
+    });
+    // NB: the operator's Deployment is `phasepod`: its pods are owned by ReplicaSet
+    // `phasepod-<hash>`.
+    runtime
+        .scale_resource("pc-1", &PHASEDAPP, "phasepod", 1)
+        .await
+        .unwrap();
+
+    let seen = seen.lock().unwrap();
+    let patch = seen
+        .iter()
+        .find(|r| r.method == Method::PATCH)
+        .expect("a PATCH");
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    assert_eq!(patch.json(), json!({"spec": {"replicas": 1}}));
+    assert!(
+        !seen.iter().any(|r| r.uri.contains("/deployments/")),
+        "the Deployment is the operator's to scale: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_custom_resource_without_a_scale_subresource_is_an_error_saying_what_the_crd_needs() {
+    let (runtime, _) = mock_runtime(|req| match (&req.method, req.uri.as_str()) {
+        (&Method::GET, PHASEDAPPS_GROUP) => answer(200, phasedapp_resources()),
+        (&Method::PATCH, _) => answer(
+            404,
+            status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+        ),
+        _ => answer(500, status(500, "InternalError", "unexpected")),
+    });
+    let err = runtime
+        .scale_resource("pc-1", &PHASEDAPP, "phasepod", 0)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("PhasedApp phasepod") && message.contains("subresources.scale"),
+        "{message}"
+    );
+}
+
+const OPERATOR_OBJECTS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: phasedapps.phasecheck.io}
+spec:
+  group: phasecheck.io
+  names: {kind: PhasedApp, plural: phasedapps}
+  scope: Namespaced
+  versions: [{name: v1alpha1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: phasepod-operator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: phasepod-operator}
+"#;
+
+#[tokio::test]
+async fn an_operators_crd_is_deleted_at_the_cluster_scope_and_its_namespaced_objects_left_to_their_namespace()
+ {
+    let (runtime, seen) = mock_runtime(|req| match (&req.method, req.uri.as_str()) {
+        (&Method::GET, "/apis/apiextensions.k8s.io/v1") => answer(
+            200,
+            json!({
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apiextensions.k8s.io/v1",
+                "resources": [{"name": "customresourcedefinitions", "singularName": "customresourcedefinition",
+                  "namespaced": false, "kind": "CustomResourceDefinition", "verbs": ["delete", "get"]}]
+            }),
+        ),
+        (&Method::GET, "/apis/rbac.authorization.k8s.io/v1") => answer(
+            200,
+            json!({
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "rbac.authorization.k8s.io/v1",
+                "resources": [{"name": "rolebindings", "singularName": "rolebinding",
+                  "namespaced": true, "kind": "RoleBinding", "verbs": ["delete", "get"]}]
+            }),
+        ),
+        (&Method::DELETE, _) => answer(200, status(200, "", "")),
+        _ => answer(500, status(500, "InternalError", "unexpected")),
+    });
+    let objects = parse_manifests(OPERATOR_OBJECTS, "o.yaml".as_ref()).unwrap();
+    runtime.delete_cluster_objects(&objects).await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    let deleted: Vec<&str> = seen
+        .iter()
+        .filter(|r| r.method == Method::DELETE)
+        .map(|r| r.uri.split('?').next().unwrap())
+        .collect();
+    assert_eq!(
+        deleted,
+        ["/apis/apiextensions.k8s.io/v1/customresourcedefinitions/phasedapps.phasecheck.io"]
+    );
+}
+
+#[tokio::test]
+async fn clean_deletes_the_cluster_scoped_objects_a_killed_install_left_webhooks_first() {
+    let (runtime, seen) = mock_runtime(|req| {
+        let path = req.uri.split('?').next().unwrap();
+        match (&req.method, path) {
+            (&Method::GET, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions") => answer(
+                200,
+                json!({
+                    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList",
+                    "metadata": {"resourceVersion": "3"},
+                    "items": [{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                               "metadata": {"name": "phasedapps.phasecheck.io",
+                                            "labels": {"app.kubernetes.io/managed-by": "phasecheck"}}}]
+                }),
+            ),
+            (&Method::GET, _) => answer(200, empty_list("List")),
+            (&Method::DELETE, _) => answer(200, status(200, "", "")),
+            _ => answer(500, status(500, "InternalError", "unexpected")),
+        }
+    });
+    let deleted = runtime.delete_managed_cluster_objects().await.unwrap();
+    assert_eq!(
+        deleted,
+        ["CustomResourceDefinition phasedapps.phasecheck.io"]
+    );
+
+    let seen = seen.lock().unwrap();
+    let lists: Vec<&str> = seen
+        .iter()
+        .filter(|r| r.method == Method::GET)
+        .map(|r| r.uri.as_str())
+        .collect();
+    assert!(
+        lists[0]
+            .starts_with("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations?"),
+        "{lists:?}"
+    );
+    assert!(
+        lists
+            .iter()
+            .all(|uri| uri.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dphasecheck")),
+        "{lists:?}"
+    );
+    assert_eq!(lists.len(), 5, "{lists:?}");
+}

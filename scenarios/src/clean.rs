@@ -82,7 +82,7 @@ pub async fn clean_namespaces(kube: &KubeRuntime) -> Result<bool, harness::runti
         MANAGED_BY.1
     );
     let mut all = true;
-    match kube.delete_managed_webhook_configurations().await {
+    match kube.delete_managed_cluster_objects().await {
         Ok(deleted) => {
             for object in deleted {
                 note!("phasecheck: deleted {object}");

@@ -158,8 +158,10 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         &self.env.pacing
     }
 
+    /// The name the workload's pods are found by (for a custom resource: the Deployment or
+    /// StatefulSet its operator makes).
     fn workload_name(&self) -> &str {
-        &self.subject().profile.workload.name
+        self.subject().profile.workload.pods_name()
     }
 
     /// The first maintenance container's name.

@@ -45,14 +45,22 @@ fn summary(subject: &Subject) -> String {
         p.name,
         p.api_version
     ));
+    let made_into = p
+        .workload
+        .pods
+        .as_ref()
+        .map(|pods| format!(" (its operator makes {}/{})", pods.kind, pods.name))
+        .unwrap_or_default();
     line(format!(
-        "  workload   {}/{}; restore {:?}, run {:?}, maintenance {:?} ({})",
+        "  workload   {}/{}{made_into}; restore {:?}, run {:?}, maintenance {:?} ({})",
         p.workload.kind,
         p.workload.name,
         p.containers.restore,
         p.containers.run,
         p.containers.maintenance,
-        if p.install.is_some() {
+        if p.workload.is_custom_resource() {
+            "made by its operator"
+        } else if p.install.is_some() {
             "added when the pod is created"
         } else if subject.native_sidecar {
             "native sidecar"
@@ -166,7 +174,9 @@ fn summary(subject: &Subject) -> String {
         }
     });
     let missing = subject.missing_host_programs();
-    if missing.is_empty() {
+    if let Err(e) = subject.check_runs_locally() {
+        line(format!("  local      refused: {e}"));
+    } else if missing.is_empty() {
         line("  local      every image mapped, every host program present".into());
     } else {
         for (program, install) in missing {

@@ -176,6 +176,20 @@ fn an_image_without_a_host_command_is_an_input_error_naming_the_image() {
 }
 
 #[test]
+fn a_subject_whose_pods_an_operator_makes_is_refused_by_the_local_runtime_before_any_case() {
+    let subject = repo().join("fixtures/subjects/phasepod-operator.yaml");
+    expect_input_error(
+        &["run", "--subject", subject.to_str().unwrap()],
+        &[
+            "phasepod-operator.yaml",
+            "workload.kind",
+            "PhasedApp",
+            "--runtime kind, minikube or existing",
+        ],
+    );
+}
+
+#[test]
 fn the_kind_runtime_without_kind_installed_says_what_to_install() {
     let tmp = tempfile::tempdir().unwrap();
     let output = Command::new(PHASECHECK)

@@ -97,6 +97,26 @@ async fn the_pods_the_reference_injector_makes_pass_the_whole_catalog_on_kind() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs cluster (kind)"]
+async fn the_pods_the_reference_operator_makes_of_a_custom_resource_pass_the_whole_catalog_on_kind()
+{
+    let _cluster = CLUSTER.lock().await;
+    // NB: the install applies the PhasedApp CRD, the operator's RBAC and its Deployment (the
+    // reference image); each case applies a PhasedApp with its knobs in the resource's fields
+    // and scales it through the CRD's scale subresource. The CRD and cluster role are removed
+    // at the end.
+    let subject = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/subjects/phasepod-operator.yaml");
+    let options = on_kind(vec![subject], Vec::new(), "operator");
+    let report = run_report(&options).await.expect("the cluster run starts");
+    let passed = common::write_and_expect_passed(&report, &options.report_dir, false);
+    assert!(
+        passed >= 2 * 18,
+        "only {passed} cases passed (two backends × 18 scenarios)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs cluster (kind)"]
 async fn a_webhook_that_cannot_be_called_under_fail_fails_init_1_on_kind_naming_it() {
     let _cluster = CLUSTER.lock().await;
     // NB: the ReplicaSet never gets its pod; the case's failure carries its FailedCreate
@@ -140,6 +160,7 @@ async fn a_webhook_that_cannot_be_called_under_fail_fails_init_1_on_kind_naming_
 #[case::restore_overwrites_a_valid_dataset("overwrite-valid", "INIT-2")]
 #[case::backup_off_schedule_after_a_crash("ignore-schedule", "MNT-5")]
 #[case::backup_quiesces_the_app("quiesce-app", "MNT-5")]
+#[case::operator_ignores_the_schedule("operator-ignore-schedule", "MNT-1")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs cluster (kind)"]
 async fn a_broken_workload_fails_its_scenario_on_kind(

@@ -30,6 +30,23 @@ pub mod prelude {
     pub use super::{Claims, Containers, Logs, Namespaces, Pods, Runtime};
 }
 
+/// A custom resource, by its manifest's `apiVersion`, `kind` and `metadata.name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CustomResource<'a> {
+    /// `group/version`.
+    pub api_version: &'a str,
+    /// The kind.
+    pub kind: &'a str,
+    /// `metadata.name`.
+    pub name: &'a str,
+}
+
+impl std::fmt::Display for CustomResource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.name)
+    }
+}
+
 /// What a runtime reports about one pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodInfo {
@@ -203,6 +220,17 @@ pub trait Pods: Send + Sync {
         &self,
         ns: &str,
         workload: &str,
+        replicas: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Sets the replicas (0 or 1) of custom resource `resource` through its `scale`
+    /// subresource, for the operator that owns it to scale `pods` (the Deployment or
+    /// StatefulSet it made); waits as [`scale`](Self::scale) does. Clusters only.
+    fn scale_resource(
+        &self,
+        ns: &str,
+        resource: &CustomResource<'_>,
+        pods: &str,
         replicas: u32,
     ) -> impl Future<Output = Result<()>> + Send;
 

@@ -100,6 +100,18 @@ impl<'r, R: Runtime> Namespaced<'r, R> {
         self.runtime.scale(&self.name, workload, replicas).await
     }
 
+    /// Sets custom resource `resource`'s replicas (0 or 1); its operator scales `pods`.
+    pub async fn scale_resource(
+        &self,
+        resource: &super::CustomResource<'_>,
+        pods: &str,
+        replicas: u32,
+    ) -> Result<()> {
+        self.runtime
+            .scale_resource(&self.name, resource, pods, replicas)
+            .await
+    }
+
     /// An address on this host that reaches `port` of `pod`.
     pub async fn reach(&self, pod: &PodInfo, port: u16) -> Result<SocketAddr> {
         self.runtime.reach(&self.name, pod, port).await

@@ -137,6 +137,13 @@ pub(super) struct V2Maintenance {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct V2Data {
     pub volume: String,
+    /// Where the app mounts the volume; read from the pod spec when absent (required for a
+    /// custom-resource workload, which has none).
+    #[serde(default)]
+    pub mount_path: Option<String>,
+    /// The claim behind the volume of a custom-resource workload's pods.
+    #[serde(default)]
+    pub claim: Option<String>,
     #[serde(default)]
     pub root: String,
     #[serde(default)]
@@ -173,6 +180,8 @@ pub(super) struct V2Wiring {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
     #[serde(default)]
     pub config_maps: Vec<V2Object>,
     #[serde(default)]

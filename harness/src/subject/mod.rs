@@ -54,7 +54,12 @@
 //! adds (only the app must be in the workload's own pod spec), and the knobs may be pod template
 //! annotations it reads: `schedule: {annotation: phasecheck.io/runat}`, `retention:
 //! {annotation: …}`, and per backend `annotations: {phasecheck.io/backend: s3}` beside `env`,
-//! `configMaps` and `secrets` (see `fixtures/subjects/phasepod-webhook.yaml`).
+//! `configMaps` and `secrets` (see `fixtures/subjects/phasepod-webhook.yaml`). An operator's
+//! workload is a custom resource (any kind but Deployment, StatefulSet and Pod): `workload.pods`
+//! names the Deployment or StatefulSet it makes, `data.mountPath` and `data.claim` stand in for
+//! the pod spec, and the knobs are fields of the resource, JSON pointers: `schedule: {field:
+//! /spec/runAt}`, `retention: {field: …}`, per backend `fields: {/spec/backend: s3}` (see
+//! `fixtures/subjects/phasepod-operator.yaml`). Such a subject runs on clusters only.
 //!
 //! Template fields (`{s3.endpoint}` …) are listed in [`template::FIELDS`]. Profiles of
 //! `apiVersion: phasecheck/v1alpha1` (the reference workload's first shape) still load: they mean
@@ -232,10 +237,46 @@ pub enum ImageSource {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadRef {
-    /// `Deployment`, `StatefulSet` or `Pod`.
+    /// `Deployment`, `StatefulSet` or `Pod`; any other kind is a custom resource that an
+    /// operator (under `install:`) turns into `pods`.
     pub kind: String,
     /// `metadata.name`.
     pub name: String,
+    /// For a custom resource: the Deployment or StatefulSet the operator makes of it, whose
+    /// pods are judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodsRef>,
+}
+
+/// The Deployment or StatefulSet an operator makes of a custom resource.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PodsRef {
+    /// `Deployment` or `StatefulSet`.
+    pub kind: String,
+    /// `metadata.name`.
+    pub name: String,
+}
+
+/// The kinds whose pod spec the harness reads itself.
+const POD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "Pod"];
+
+impl WorkloadRef {
+    /// Whether the workload is a custom resource (made into pods by an operator).
+    pub fn is_custom_resource(&self) -> bool {
+        !POD_KINDS.contains(&self.kind.as_str())
+    }
+
+    /// The name the workload's pods are found by: the Deployment or StatefulSet the operator
+    /// makes of a custom resource, else the workload itself.
+    pub fn pods_name(&self) -> &str {
+        self.pods.as_ref().map_or(&self.name, |p| &p.name)
+    }
+
+    /// Whether `doc` is this workload's manifest.
+    pub fn is(&self, doc: &Value) -> bool {
+        doc["kind"] == self.kind.as_str() && doc["metadata"]["name"] == self.name.as_str()
+    }
 }
 
 /// Where the dataset lives.
@@ -245,6 +286,9 @@ pub struct DataSpec {
     pub volume: String,
     /// Where the app container mounts it.
     pub mount_path: String,
+    /// The claim behind the volume, as the profile names it (custom-resource workloads, whose
+    /// pod spec the operator makes); else read from the pod spec.
+    pub claim: Option<String>,
     /// The dataset's directory inside the volume (`""`: the volume's top); for layout `sqlite`
     /// the database file.
     pub root: String,
@@ -368,6 +412,9 @@ pub struct Wiring {
     pub env: BTreeMap<String, Template>,
     /// Annotations set on the workload's pod template (read by an injecting webhook).
     pub annotations: BTreeMap<String, Template>,
+    /// Fields of the workload's manifest (JSON pointers, e.g. `/spec/backend` of a custom
+    /// resource an operator reads), set to strings.
+    pub fields: BTreeMap<String, Template>,
     /// ConfigMaps: name → key → template.
     pub config_maps: BTreeMap<String, BTreeMap<String, Template>>,
     /// Secrets: name → key → template.
@@ -397,6 +444,10 @@ pub struct ScheduleKnob {
     /// Annotation on the workload's pod template (exclusive with `env`).
     #[serde(default)]
     pub annotation: Option<String>,
+    /// Field of the workload's manifest, a JSON pointer such as `/spec/runAt` (exclusive with
+    /// `env` and `annotation`).
+    #[serde(default)]
+    pub field: Option<String>,
 }
 
 /// Where the number of backups to keep is set: an env var or a pod template annotation.
@@ -409,6 +460,10 @@ pub struct RetentionKnob {
     /// Annotation on the workload's pod template (exclusive with `env`).
     #[serde(default)]
     pub annotation: Option<String>,
+    /// Field of the workload's manifest, a JSON pointer such as `/spec/runAt` (exclusive with
+    /// `env` and `annotation`).
+    #[serde(default)]
+    pub field: Option<String>,
 }
 
 /// Where a knob is set on the workload.
@@ -418,6 +473,8 @@ pub enum KnobPlace<'a> {
     Env(&'a str),
     /// An annotation on the pod template.
     Annotation(&'a str),
+    /// A field of the workload's manifest (a JSON pointer).
+    Field(&'a str),
 }
 
 impl std::fmt::Display for KnobPlace<'_> {
@@ -425,30 +482,41 @@ impl std::fmt::Display for KnobPlace<'_> {
         match self {
             KnobPlace::Env(name) => write!(f, "${name}"),
             KnobPlace::Annotation(name) => write!(f, "annotation {name}"),
+            KnobPlace::Field(pointer) => write!(f, "field {pointer}"),
         }
     }
 }
 
-/// Exactly one of `env` and `annotation`.
-fn knob_place<'a>(env: &'a str, annotation: Option<&'a str>) -> Result<KnobPlace<'a>, String> {
-    match (env.is_empty(), annotation) {
-        (false, None) => Ok(KnobPlace::Env(env)),
-        (true, Some(a)) if !a.is_empty() => Ok(KnobPlace::Annotation(a)),
-        _ => Err("name exactly one of `env` (a variable of the maintenance containers) and `annotation` (on the pod template)".into()),
+/// Exactly one of `env`, `annotation` and `field` (a JSON pointer).
+fn knob_place<'a>(
+    env: &'a str,
+    annotation: Option<&'a str>,
+    field: Option<&'a str>,
+) -> Result<KnobPlace<'a>, String> {
+    match (env.is_empty(), annotation, field) {
+        (false, None, None) => Ok(KnobPlace::Env(env)),
+        (true, Some(a), None) if !a.is_empty() => Ok(KnobPlace::Annotation(a)),
+        (true, None, Some(p)) if p.starts_with('/') => Ok(KnobPlace::Field(p)),
+        (true, None, Some(p)) => Err(format!(
+            "`field: {p}` must be a JSON pointer into the workload's manifest, e.g. `/spec/runAt`"
+        )),
+        _ => Err("name exactly one of `env` (a variable of the maintenance containers), `annotation` (on the pod template) and `field` (a JSON pointer into the workload's manifest)".into()),
     }
 }
 
 impl ScheduleKnob {
     /// Where the schedule is set.
     pub fn place(&self) -> KnobPlace<'_> {
-        knob_place(&self.env, self.annotation.as_deref()).unwrap_or(KnobPlace::Env(&self.env))
+        knob_place(&self.env, self.annotation.as_deref(), self.field.as_deref())
+            .unwrap_or(KnobPlace::Env(&self.env))
     }
 }
 
 impl RetentionKnob {
     /// Where the retention is set.
     pub fn place(&self) -> KnobPlace<'_> {
-        knob_place(&self.env, self.annotation.as_deref()).unwrap_or(KnobPlace::Env(&self.env))
+        knob_place(&self.env, self.annotation.as_deref(), self.field.as_deref())
+            .unwrap_or(KnobPlace::Env(&self.env))
     }
 }
 
@@ -609,6 +677,32 @@ impl Subject {
             install_deployment(&install_manifests, &source.deployment)
                 .map_err(|problem| invalid("install.caBundle.deployment", problem))?;
         }
+        if profile.workload.is_custom_resource() {
+            check_custom_resource(&manifests, &profile, &invalid)?;
+            return Ok(Subject {
+                path: path.to_owned(),
+                data_claim: profile.data.claim.clone(),
+                profile,
+                manifests,
+                native_sidecar: false,
+                container_images: Vec::new(),
+                install_manifests,
+            });
+        }
+        for (field, set) in [
+            ("workload.pods", profile.workload.pods.is_some()),
+            ("data.claim", profile.data.claim.is_some()),
+        ] {
+            if set {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "only for a custom-resource workload; a {} names its pods and claim itself: remove it",
+                        profile.workload.kind
+                    ),
+                ));
+            }
+        }
         let pod_spec = find_pod_spec(&manifests, &profile.workload)
             .map_err(|problem| invalid("workload", problem))?;
         let check = Checked::new(&pod_spec);
@@ -746,6 +840,38 @@ impl Subject {
         Ok(())
     }
 
+    /// Whether the local runtime can run this subject: not when an operator makes its pods
+    /// (a custom-resource workload, or CRDs, RBAC and other kinds under `install:`), which
+    /// needs a cluster's API to watch. The error names the field and the fix.
+    pub fn check_runs_locally(&self) -> Result<()> {
+        let on_a_cluster = "operators (controllers watching the API) need a real cluster: run this subject with --runtime kind, minikube or existing";
+        let invalid = |field: &str, problem: String| Error::Invalid {
+            path: self.path.clone(),
+            field: field.into(),
+            problem,
+        };
+        if self.profile.workload.is_custom_resource() {
+            return Err(invalid(
+                "workload.kind",
+                format!(
+                    "`{}` is a custom resource, made into pods by an operator; {on_a_cluster}",
+                    self.profile.workload.kind
+                ),
+            ));
+        }
+        let other = self
+            .install_objects()
+            .into_iter()
+            .find(|o| matches!(o, crate::runtime::objects::Object::Other { .. }));
+        if let Some(other) = other {
+            return Err(invalid(
+                "install.manifests",
+                format!("{other} is a kind the local runtime does not run; {on_a_cluster}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks `claims` against the catalog's IDs.
     pub fn check_claims(&self, known: &[&str]) -> Result<()> {
         for (i, id) in self.profile.claims.iter().flatten().enumerate() {
@@ -857,6 +983,7 @@ fn from_v1(doc: document::V1) -> Profile {
                     .map(|(k, v)| (k.clone(), literal(v)))
                     .collect(),
                 annotations: BTreeMap::new(),
+                fields: BTreeMap::new(),
                 config_maps: [(V1_ENDPOINT_CONFIGMAP.to_owned(), endpoint.clone())].into(),
                 secrets: [(V1_CREDENTIALS_SECRET.to_owned(), credentials.clone())].into(),
             };
@@ -874,6 +1001,7 @@ fn from_v1(doc: document::V1) -> Profile {
         data: DataSpec {
             volume: doc.data.volume,
             mount_path: doc.data.mount_path,
+            claim: None,
             root: "current".into(),
             layout: Layout::Phasepod,
             ignore: Vec::new(),
@@ -948,11 +1076,11 @@ fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result
     let maintenance = maintenance::from_document(doc.maintenance, doc.schedule)
         .map_err(|(field, problem)| invalid(field, problem))?;
     if let Some(knob) = maintenance.schedule() {
-        knob_place(&knob.env, knob.annotation.as_deref())
+        knob_place(&knob.env, knob.annotation.as_deref(), knob.field.as_deref())
             .map_err(|problem| invalid("schedule", problem))?;
     }
     if let Some(knob) = &doc.retention {
-        knob_place(&knob.env, knob.annotation.as_deref())
+        knob_place(&knob.env, knob.annotation.as_deref(), knob.field.as_deref())
             .map_err(|problem| invalid("retention", problem))?;
     }
     let install = doc
@@ -991,6 +1119,18 @@ fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result
                 template(format!("{at}.annotations.{key}"), text)?,
             );
         }
+        for (pointer, text) in &spec.fields {
+            if !pointer.starts_with('/') {
+                return Err(invalid(
+                    &format!("{at}.fields.{pointer}"),
+                    "name a JSON pointer into the workload's manifest, e.g. `/spec/backend`".into(),
+                ));
+            }
+            wiring.fields.insert(
+                pointer.clone(),
+                template(format!("{at}.fields.{pointer}"), text)?,
+            );
+        }
         for (kind, objects, out) in [
             ("configMaps", &spec.config_maps, &mut wiring.config_maps),
             ("secrets", &spec.secrets, &mut wiring.secrets),
@@ -1023,7 +1163,8 @@ fn from_v2(doc: document::V2, invalid: &dyn Fn(&str, String) -> Error) -> Result
         workload: doc.workload,
         data: DataSpec {
             volume: doc.data.volume,
-            mount_path: String::new(),
+            mount_path: doc.data.mount_path.unwrap_or_default(),
+            claim: doc.data.claim,
             root: doc.data.root.trim_end_matches('/').to_owned(),
             layout,
             ignore: doc.data.ignore,
@@ -1217,6 +1358,99 @@ fn check_references(
                     ),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// A custom-resource workload: an operator to make it (`install:`), the pods it makes, where
+/// the app mounts the data, its knobs in the resource's own fields.
+fn check_custom_resource(
+    manifests: &[(PathBuf, String)],
+    profile: &Profile,
+    invalid: &dyn Fn(&str, String) -> Error,
+) -> Result<()> {
+    let workload = &profile.workload;
+    let kind = &workload.kind;
+    if profile.install.is_none() {
+        return Err(invalid(
+            "workload.kind",
+            format!(
+                "`{kind}` is not Deployment, StatefulSet or Pod, so it is a custom resource: name the operator that makes its pods under `install:`"
+            ),
+        ));
+    }
+    match &workload.pods {
+        Some(pods) if ["Deployment", "StatefulSet"].contains(&pods.kind.as_str()) => {}
+        Some(pods) => {
+            return Err(invalid(
+                "workload.pods.kind",
+                format!("`{}`: use Deployment or StatefulSet", pods.kind),
+            ));
+        }
+        None => {
+            return Err(invalid(
+                "workload.pods",
+                format!(
+                    "name the Deployment or StatefulSet the operator makes of {kind}/{}, e.g. `pods: {{kind: Deployment, name: {}}}`",
+                    workload.name, workload.name
+                ),
+            ));
+        }
+    }
+    let mut found = false;
+    let mut seen = Vec::new();
+    for (file, text) in manifests {
+        for doc in crate::runtime::objects::read_documents(text, file)
+            .map_err(|e| invalid("manifests", e.to_string()))?
+        {
+            found |= workload.is(&doc);
+            seen.push(format!(
+                "{}/{}",
+                doc["kind"].as_str().unwrap_or_default(),
+                doc["metadata"]["name"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    if !found {
+        return Err(invalid(
+            "workload",
+            format!(
+                "no {kind}/{} in the manifests (found: {}); fix `workload` or the manifests",
+                workload.name,
+                seen.join(", ")
+            ),
+        ));
+    }
+    if profile.data.mount_path.is_empty() {
+        return Err(invalid(
+            "data.mountPath",
+            format!(
+                "a {kind} has no pod spec to read it from: say where the app container mounts volume `{}`, e.g. `mountPath: /data`",
+                profile.data.volume
+            ),
+        ));
+    }
+    let pod_template_only =
+        "the operator makes the pod template: set the knob in the resource, `field: /spec/…`";
+    let knobs = [
+        (
+            "schedule",
+            profile.maintenance.schedule().map(|k| k.place()),
+        ),
+        ("retention", profile.retention.as_ref().map(|k| k.place())),
+    ];
+    for (field, place) in knobs {
+        if matches!(place, Some(KnobPlace::Env(_) | KnobPlace::Annotation(_))) {
+            return Err(invalid(field, pod_template_only.into()));
+        }
+    }
+    for (backend, wiring) in &profile.backup.backends {
+        if !wiring.env.is_empty() || !wiring.annotations.is_empty() {
+            return Err(invalid(
+                &format!("backup.backends.{backend}"),
+                format!("{pod_template_only} (`fields:`), not `env` or `annotations`"),
+            ));
         }
     }
     Ok(())

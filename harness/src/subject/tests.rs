@@ -281,3 +281,156 @@ fn a_sqlite_layout_names_the_database_file() {
     assert!(message.contains("`data.root`"), "{message}");
     assert!(message.contains("database file"), "{message}");
 }
+
+const CUSTOM_RESOURCE: &str = "apiVersion: phasecheck.io/v1alpha1\nkind: PhasedApp\nmetadata: {name: app}\nspec: {replicas: 1, claimName: app-data}\n";
+
+const OPERATOR: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: operator}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: operator, image: i}]}\n";
+
+/// Line edits of a profile: `(from, to)`.
+type Edits<'a> = &'a [(&'a str, &'a str)];
+
+/// A profile whose workload is a PhasedApp made by the operator of `install:`; `replace`
+/// swaps lines of it (`(from, to)`).
+fn operator_profile(replace: Edits) -> String {
+    let mut text = "apiVersion: phasecheck/v1alpha2\nkind: Subject\nname: demo\nmanifests: [m.yaml]\ninstall: {manifests: [o.yaml]}\nworkload: {kind: PhasedApp, name: app, pods: {kind: Deployment, name: app}}\ncontainers: {restore: [restore], run: [app], maintenance: [backup]}\ndata: {volume: data, mountPath: /data, claim: app-data}\napp: {container: app, port: 8080}\nbackup:\n  format: phasepod\n  backends:\n    s3: {fields: {/spec/backend: s3}}\nschedule: {field: /spec/runAt}\nretention: {field: /spec/keep}\n".to_owned();
+    for (from, to) in replace {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+fn load_operator(profile: &str) -> Result<Subject> {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "m.yaml", CUSTOM_RESOURCE);
+    write(dir.path(), "o.yaml", OPERATOR);
+    let path = write(dir.path(), "s.yaml", profile);
+    Subject::load(&path)
+}
+
+fn problem(result: Result<Subject>) -> (String, String) {
+    match result {
+        Err(Error::Invalid { field, problem, .. }) => (field, problem),
+        other => panic!("expected an invalid profile, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_custom_resource_workload_is_judged_by_the_pods_its_operator_makes() {
+    let subject = load_operator(&operator_profile(&[])).unwrap();
+    let p = &subject.profile;
+    assert!(p.workload.is_custom_resource());
+    assert_eq!(p.workload.pods_name(), "app");
+    assert_eq!(subject.data_claim.as_deref(), Some("app-data"));
+    assert_eq!(p.data.mount_path, "/data");
+    assert_eq!(
+        p.maintenance.schedule().unwrap().place(),
+        KnobPlace::Field("/spec/runAt")
+    );
+    assert_eq!(
+        p.retention.as_ref().unwrap().place(),
+        KnobPlace::Field("/spec/keep")
+    );
+    assert!(
+        subject
+            .wiring(Backend::S3)
+            .unwrap()
+            .fields
+            .contains_key("/spec/backend")
+    );
+    let (field, problem) = match subject.check_runs_locally() {
+        Err(Error::Invalid { field, problem, .. }) => (field, problem),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(field, "workload.kind");
+    assert!(problem.contains("--runtime kind"), "{problem}");
+}
+
+#[test]
+fn a_custom_resource_workload_without_what_only_its_profile_can_say_is_refused_naming_the_field() {
+    let cases: [(Edits, &str, &str); 5] = [
+        (
+            &[("install: {manifests: [o.yaml]}\n", "")],
+            "workload.kind",
+            "install:",
+        ),
+        (
+            &[(", pods: {kind: Deployment, name: app}", "")],
+            "workload.pods",
+            "pods: {kind: Deployment, name: app}",
+        ),
+        (
+            &[(
+                "kind: Deployment, name: app}",
+                "kind: ReplicaSet, name: app}",
+            )],
+            "workload.pods.kind",
+            "Deployment or StatefulSet",
+        ),
+        (
+            &[("mountPath: /data, ", "")],
+            "data.mountPath",
+            "mountPath: /data",
+        ),
+        (
+            &[("schedule: {field: /spec/runAt}", "schedule: {env: RUNAT}")],
+            "schedule",
+            "field: /spec/",
+        ),
+    ];
+    for (replace, want_field, hint) in cases {
+        let (field, problem) = problem(load_operator(&operator_profile(replace)));
+        assert_eq!(field, want_field, "{replace:?}: {problem}");
+        assert!(problem.contains(hint), "{replace:?}: {problem}");
+    }
+    let (field, problem) = problem(load_operator(&operator_profile(&[(
+        "/spec/runAt}",
+        "spec.runAt}",
+    )])));
+    assert_eq!(field, "schedule");
+    assert!(problem.contains("JSON pointer"), "{problem}");
+}
+
+#[test]
+fn pods_and_a_claim_belong_to_custom_resource_workloads_only() {
+    let (field, problem) = problem(load(&profile_v2(RESTIC_BACKUP, "").replace(
+        "{kind: Pod, name: p}",
+        "{kind: Pod, name: p, pods: {kind: Deployment, name: p}}",
+    )));
+    assert_eq!(field, "workload.pods");
+    assert!(problem.contains("remove it"), "{problem}");
+}
+
+#[test]
+fn the_reference_operator_subject_loads_and_is_refused_by_the_local_runtime() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/subjects/phasepod-operator.yaml");
+    let subject = Subject::load(&path).unwrap();
+    assert_eq!(subject.profile.workload.pods_name(), "phasepod");
+    assert!(subject.check_runs_locally().is_err());
+    let kinds: Vec<String> = subject
+        .install_objects()
+        .iter()
+        .map(|o| o.kind().to_owned())
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k == "CustomResourceDefinition"),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn every_profile_under_fixtures_loads() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/subjects");
+    let mut loaded = 0;
+    for dir in [root.clone(), root.join("broken")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                Subject::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                loaded += 1;
+            }
+        }
+    }
+    assert!(loaded > 30, "only {loaded} profiles");
+}

@@ -133,13 +133,16 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             return Ok(spec);
         }
         let profile = &self.subject().profile;
+        if profile.workload.is_custom_resource() {
+            return Err(Failure::error(format!(
+                "no pod of {} {} was ready yet: its operator makes the pod spec",
+                profile.workload.kind, profile.workload.name
+            )));
+        }
         let doc = self
             .docs
             .iter()
-            .find(|d| {
-                d["kind"] == profile.workload.kind.as_str()
-                    && d["metadata"]["name"] == profile.workload.name.as_str()
-            })
+            .find(|d| profile.workload.is(d))
             .ok_or_else(|| Failure::error("the workload is missing from the manifests"))?;
         Ok(if profile.workload.kind == "Pod" {
             doc["spec"].clone()

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use harness::report::Phase;
 use harness::report::{EventKind, PodTrace};
-use harness::runtime::PodInfo;
 use harness::runtime::Runtime;
 use harness::runtime::objects;
 use harness::runtime::timeline::Timeline;
+use harness::runtime::{CustomResource, PodInfo};
 use harness::subject::{KnobPlace, TemplateValues};
 use serde_json::{Value, json};
 
@@ -77,10 +77,23 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             Vec::new()
         };
         let at = Utc::now();
-        self.ns
-            .scale(self.workload_name(), replicas)
-            .await
-            .with_context(|| format!("scaling {} to {replicas}", self.workload_name()))?;
+        let workload = &self.subject().profile.workload;
+        let scaled = if workload.is_custom_resource() {
+            let doc = self.docs.iter().find(|d| workload.is(d));
+            let resource = CustomResource {
+                api_version: doc
+                    .and_then(|d| d["apiVersion"].as_str())
+                    .unwrap_or_default(),
+                kind: &workload.kind,
+                name: &workload.name,
+            };
+            self.ns
+                .scale_resource(&resource, self.workload_name(), replicas)
+                .await
+        } else {
+            self.ns.scale(self.workload_name(), replicas).await
+        };
+        scaled.with_context(|| format!("scaling {} to {replicas}", workload.name))?;
         self.recorder.removed(&retiring, at);
         Ok(())
     }
@@ -289,12 +302,44 @@ impl<'a, R: Runtime> Scenario<'a, R> {
     /// The workload document with the backend, schedule and retention knobs set.
     pub(super) fn with_knobs(&self, mut doc: Value, knobs: &Knobs) -> Value {
         let profile = &self.subject().profile;
-        if doc["kind"] != profile.workload.kind.as_str()
-            || doc["metadata"]["name"] != profile.workload.name.as_str()
-        {
+        if !profile.workload.is(&doc) {
             return doc;
         }
         let values = self.template_values();
+        let runat = (!knobs.schedule.is_empty()).then(|| {
+            knobs
+                .schedule
+                .iter()
+                .map(|t| t.format("%H:%M:%S").to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let mut fields: BTreeMap<String, Value> = self
+            .subject()
+            .wiring(self.case.backend)
+            .map(|w| {
+                w.fields
+                    .iter()
+                    .map(|(k, t)| (k.clone(), Value::String(t.render(&values))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let (Some(runat), Some(knob)) = (&runat, profile.maintenance.schedule())
+            && let KnobPlace::Field(pointer) = knob.place()
+        {
+            fields.insert(pointer.to_owned(), Value::String(runat.clone()));
+        }
+        if let (Some(keep), Some(knob)) = (knobs.keep, &profile.retention)
+            && let KnobPlace::Field(pointer) = knob.place()
+        {
+            fields.insert(pointer.to_owned(), json!(keep));
+        }
+        for (pointer, value) in fields {
+            set_pointer(&mut doc, &pointer, value);
+        }
+        if profile.workload.is_custom_resource() {
+            return doc;
+        }
         let mut annotations: BTreeMap<String, String> = self
             .subject()
             .wiring(self.case.backend)
@@ -321,16 +366,11 @@ impl<'a, R: Runtime> Scenario<'a, R> {
             })
             .unwrap_or_default();
         let mut maintenance_env = backend_env.clone();
-        if let (false, Some(knob)) = (knobs.schedule.is_empty(), profile.maintenance.schedule()) {
-            let runat = knobs
-                .schedule
-                .iter()
-                .map(|t| t.format("%H:%M:%S").to_string())
-                .collect::<Vec<_>>()
-                .join(",");
+        if let (Some(runat), Some(knob)) = (runat, profile.maintenance.schedule()) {
             match knob.place() {
                 KnobPlace::Env(name) => maintenance_env.insert(name.to_owned(), runat),
                 KnobPlace::Annotation(name) => annotations.insert(name.to_owned(), runat),
+                KnobPlace::Field(_) => None,
             };
         }
         if let (Some(keep), Some(knob)) = (knobs.keep, &profile.retention) {
@@ -339,6 +379,7 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 KnobPlace::Annotation(name) => {
                     annotations.insert(name.to_owned(), keep.to_string())
                 }
+                KnobPlace::Field(_) => None,
             };
         }
         if !annotations.is_empty() {
@@ -366,6 +407,27 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         }
         doc
     }
+}
+
+/// Sets the value at JSON pointer `pointer` (`/spec/backup/keep`) of `doc`, making the objects
+/// on the way.
+fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
+    let tokens: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let Some((last, parents)) = tokens.split_last() else {
+        return;
+    };
+    let mut at = doc;
+    for token in parents {
+        if !at[token.as_str()].is_object() {
+            at[token.as_str()] = json!({});
+        }
+        at = &mut at[token.as_str()];
+    }
+    at[last.as_str()] = value;
 }
 
 /// Sets (or replaces) env vars on a container document.

@@ -25,6 +25,9 @@ pub(crate) struct Installed {
     pub namespace: String,
     /// The cluster-scoped objects (webhook configurations).
     pub cluster_objects: Vec<Object>,
+    /// Kinds the harness has no type for (an operator's CRDs and RBAC): the cluster-scoped
+    /// ones are deleted after the namespace.
+    pub other_objects: Vec<Object>,
 }
 
 impl<R: Runtime> Environment<R> {
@@ -65,15 +68,9 @@ impl<R: Runtime> Environment<R> {
             .install_objects()
             .into_iter()
             .partition(Object::is_cluster_scoped);
-        if self.runtime_name == "local"
-            && let Some(other) = objects.iter().find(|o| matches!(o, Object::Other { .. }))
-        {
-            return Err(format!(
-                "install.manifests holds {other}, which the local runtime does not run: an operator (its CRDs, RBAC and a controller watching the API) needs a real cluster; use --runtime kind, minikube or existing"
-            ));
-        }
         for object in &mut objects {
             with_env(object, spec);
+            label_managed(object);
         }
         match self.runtime.create_namespace(ns).await {
             Ok(()) => {}
@@ -91,6 +88,11 @@ impl<R: Runtime> Environment<R> {
             .push(Installed {
                 namespace: ns.to_owned(),
                 cluster_objects: cluster_objects.clone(),
+                other_objects: objects
+                    .iter()
+                    .filter(|o| matches!(o, Object::Other { .. }))
+                    .cloned()
+                    .collect(),
             });
         let deployments: Vec<String> = objects
             .iter()
@@ -161,7 +163,8 @@ impl<R: Runtime> Environment<R> {
     }
 
     /// Removes every install of the run: webhook configurations first (a cluster must not be
-    /// left with a webhook whose service is gone), then the namespaces. Best effort, reported.
+    /// left with a webhook whose service is gone), then the namespaces, then the cluster-scoped
+    /// objects of an operator (its CRDs, cluster roles). Best effort, reported.
     pub(crate) async fn uninstall(&self) {
         let installed = std::mem::take(&mut *self.installed.lock().expect("not poisoned"));
         for install in installed {
@@ -176,6 +179,15 @@ impl<R: Runtime> Environment<R> {
                 note!(
                     "phasecheck: error: deleting install namespace {}: {e}",
                     install.namespace
+                );
+            }
+            if let Err(e) = self
+                .runtime
+                .delete_cluster_objects(&install.other_objects)
+                .await
+            {
+                note!(
+                    "phasecheck: error: removing the install's cluster-scoped objects (CRDs, cluster roles): {e}"
                 );
             }
         }
@@ -207,15 +219,23 @@ fn with_env(object: &mut Object, spec: &InstallSpec) {
     }
 }
 
-/// Labels a webhook configuration `app.kubernetes.io/managed-by=phasecheck`, so `phasecheck
-/// clean` finds it after a run that was killed before removing it.
+/// Labels a webhook configuration, or an object of a kind the harness has no type for (an
+/// operator's CRDs and cluster roles), `app.kubernetes.io/managed-by=phasecheck`, so `phasecheck
+/// clean` finds the cluster-scoped ones after a run that was killed before removing them.
 fn label_managed(object: &mut Object) {
+    let (key, value) = harness::runtime::kube::MANAGED_BY;
     let meta = match object {
         Object::MutatingWebhookConfiguration(c) => &mut c.metadata,
         Object::ValidatingWebhookConfiguration(c) => &mut c.metadata,
+        Object::Other { value: doc, .. } => {
+            if !doc["metadata"]["labels"].is_object() {
+                doc["metadata"]["labels"] = serde_json::json!({});
+            }
+            doc["metadata"]["labels"][key] = value.into();
+            return;
+        }
         _ => return,
     };
-    let (key, value) = harness::runtime::kube::MANAGED_BY;
     meta.labels
         .get_or_insert_with(Default::default)
         .insert(key.to_owned(), value.to_owned());

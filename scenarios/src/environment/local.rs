@@ -20,6 +20,7 @@ impl Environment<LocalRuntime> {
         let mut images = ImageMap::default();
         let mut seen: BTreeMap<String, ImageSource> = BTreeMap::new();
         for case in cases {
+            case.subject.check_runs_locally()?;
             case.subject.check_images_mapped()?;
             for (image, source) in &case.subject.profile.images {
                 if let Some(previous) = seen.get(image)

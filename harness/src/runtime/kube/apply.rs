@@ -90,7 +90,9 @@ impl KubeRuntime {
         Ok(())
     }
 
-    /// Deletes the webhook configurations among `objects`; one already gone is no error.
+    /// Deletes the cluster-scoped objects among `objects` (webhook configurations, and kinds
+    /// the harness has no type for that discovery says are cluster-scoped: CRDs, cluster
+    /// roles); one already gone is no error, namespaced ones are left to their namespace.
     pub(super) async fn delete_cluster_scoped(&self, objects: &[Object]) -> Result<()> {
         for object in objects {
             let deleted = match object {
@@ -100,6 +102,12 @@ impl KubeRuntime {
                 }
                 Object::ValidatingWebhookConfiguration(o) => {
                     self.delete_cluster::<ValidatingWebhookConfiguration>(&o.name_any())
+                        .await
+                }
+                Object::Other {
+                    api_version, kind, ..
+                } => {
+                    self.delete_cluster_other(api_version, kind, object.name())
                         .await
                 }
                 _ => Ok(()),
@@ -121,6 +129,27 @@ impl KubeRuntime {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             Err(e) => Err(Error::api(format!("delete {}/{name}", K::kind(&())))(e)),
+        }
+    }
+
+    /// Deletes a kind the harness has no type for, if discovery says it is cluster-scoped.
+    async fn delete_cluster_other(&self, api_version: &str, kind: &str, name: &str) -> Result<()> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (resource, caps) = match pinned_kind(&self.client, &gvk).await {
+            Ok(found) => found,
+            // NB: a kind the cluster no longer serves (its CRD went first) has nothing left.
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(Error::api(format!("discover {api_version} {kind}"))(e)),
+        };
+        if caps.scope != Scope::Cluster {
+            return Ok(());
+        }
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        match api.delete(name, &Default::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(Error::api(format!("delete {kind}/{name}"))(e)),
         }
     }
 

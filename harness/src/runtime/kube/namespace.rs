@@ -31,39 +31,49 @@ impl KubeRuntime {
             .collect())
     }
 
-    /// Deletes the webhook configurations labelled `app.kubernetes.io/managed-by=phasecheck`
-    /// (what installs register) that a killed run left; returns their names.
-    pub async fn delete_managed_webhook_configurations(&self) -> Result<Vec<String>> {
+    /// Deletes the cluster-scoped objects labelled `app.kubernetes.io/managed-by=phasecheck`
+    /// (what installs apply: webhook configurations first, then CRDs, cluster roles and their
+    /// bindings) that a killed run left; returns them as `Kind name`.
+    pub async fn delete_managed_cluster_objects(&self) -> Result<Vec<String>> {
         use k8s_openapi::api::admissionregistration::v1::{
             MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
         };
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::api::{ApiResource, DynamicObject};
         let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
         let params = kube::api::ListParams::default().labels(&selector);
-        let mut objects = Vec::new();
-        let mutating: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
-        for item in mutating
-            .list(&params)
-            .await
-            .map_err(Error::api(format!(
-                "list mutating webhook configurations labelled {selector}"
-            )))?
-            .items
-        {
-            objects.push(Object::MutatingWebhookConfiguration(item));
+        let kinds = [
+            ApiResource::erase::<MutatingWebhookConfiguration>(&()),
+            ApiResource::erase::<ValidatingWebhookConfiguration>(&()),
+            ApiResource::erase::<CustomResourceDefinition>(&()),
+            ApiResource::erase::<ClusterRoleBinding>(&()),
+            ApiResource::erase::<ClusterRole>(&()),
+        ];
+        let mut deleted = Vec::new();
+        for resource in kinds {
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+            let items = api
+                .list(&params)
+                .await
+                .map_err(Error::api(format!(
+                    "list {} labelled {selector}",
+                    resource.plural
+                )))?
+                .items;
+            for item in items {
+                let name = item.metadata.name.unwrap_or_default();
+                match api.delete(&name, &Default::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => {
+                        return Err(Error::api(format!("delete {} {name}", resource.kind))(e));
+                    }
+                }
+                deleted.push(format!("{} {name}", resource.kind));
+            }
         }
-        let validating: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
-        for item in validating
-            .list(&params)
-            .await
-            .map_err(Error::api(format!(
-                "list validating webhook configurations labelled {selector}"
-            )))?
-            .items
-        {
-            objects.push(Object::ValidatingWebhookConfiguration(item));
-        }
-        self.delete_cluster_scoped(&objects).await?;
-        Ok(objects.iter().map(|o| o.to_string()).collect())
+        Ok(deleted)
     }
 }
 

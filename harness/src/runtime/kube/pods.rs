@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use kube::discovery::pinned_kind;
 use kube::runtime::wait::{Condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
@@ -16,7 +19,7 @@ use super::status::{pod_info, timeline_from_pod};
 use super::watch::{PodSet, Stopped, until};
 use super::{Error, KubeRuntime, Result};
 use crate::runtime::timeline::Timeline;
-use crate::runtime::{PodInfo, Pods};
+use crate::runtime::{CustomResource, PodInfo, Pods};
 
 impl KubeRuntime {
     pub(super) fn pod_api(&self, ns: &str) -> Api<Pod> {
@@ -296,6 +299,59 @@ impl Pods for KubeRuntime {
             }
             Err(source) => return Err(Error::Api { what, source }),
         }
+        self.wait_scaled(ns, workload, replicas).await
+    }
+
+    /// Patches the custom resource's `scale` subresource; its operator scales `pods`.
+    async fn scale_resource(
+        &self,
+        ns: &str,
+        resource: &CustomResource<'_>,
+        pods: &str,
+        replicas: u32,
+    ) -> Result<()> {
+        let what = format!("scale {resource} in {ns} to {replicas}");
+        let (group, version) = resource
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", resource.api_version));
+        let gvk = GroupVersionKind::gvk(group, version, resource.kind);
+        let (api_resource, _) =
+            pinned_kind(&self.client, &gvk)
+                .await
+                .map_err(Error::api(format!(
+                    "discover {} {}",
+                    resource.api_version, resource.kind
+                )))?;
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &api_resource);
+        let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
+        match api
+            .patch_scale(resource.name, &PatchParams::default(), &patch)
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if super::is_not_found(&err) => {
+                return Err(Error::NoWorkload {
+                    ns: ns.to_owned(),
+                    name: format!(
+                        "{resource} (or its scale subresource: the CustomResourceDefinition needs `subresources.scale` with `specReplicasPath`)"
+                    ),
+                    known: Vec::new(),
+                });
+            }
+            Err(source) => return Err(Error::Api { what, source }),
+        }
+        self.wait_scaled(ns, pods, replicas).await
+    }
+
+    async fn reach(&self, ns: &str, pod: &PodInfo, port: u16) -> Result<SocketAddr> {
+        self.forward(ns, &pod.name, port).await
+    }
+}
+
+impl KubeRuntime {
+    /// Waits until a live pod of `workload` exists (`replicas` > 0) or every pod is gone.
+    async fn wait_scaled(&self, ns: &str, workload: &str, replicas: u32) -> Result<()> {
         let mut set = PodSet::default();
         let events = watcher(self.pod_api(ns), watcher::Config::default()).default_backoff();
         let waited = until(events, self.wait_timeout, |event| {
@@ -322,9 +378,5 @@ impl Pods for KubeRuntime {
                 .pod_wait_failed(ns, workload, &set, goal, self.wait_timeout, stopped)
                 .await),
         }
-    }
-
-    async fn reach(&self, ns: &str, pod: &PodInfo, port: u16) -> Result<SocketAddr> {
-        self.forward(ns, &pod.name, port).await
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::pod::Pod;
 use super::{Error, LocalRuntime, Result};
 use crate::runtime::timeline::Timeline;
-use crate::runtime::{PodInfo, Pods};
+use crate::runtime::{CustomResource, PodInfo, Pods};
 
 impl Pods for LocalRuntime {
     /// The pods of `ns`, oldest first.
@@ -130,6 +130,20 @@ impl Pods for LocalRuntime {
         namespace.reconcile(&mut namespace.lock());
         self.wait_gone(&[p], &format!("pod {ns}/{pod} to be deleted"))
             .await
+    }
+
+    /// Custom resources need an operator, which the local runtime does not run.
+    async fn scale_resource(
+        &self,
+        _ns: &str,
+        resource: &CustomResource<'_>,
+        _pods: &str,
+        _replicas: u32,
+    ) -> Result<()> {
+        Err(Error::UnsupportedKind {
+            kind: resource.kind.to_owned(),
+            name: resource.name.to_owned(),
+        })
     }
 
     /// Sets the replicas (0 or 1) of Deployment or StatefulSet `workload`. Scaling to 0 returns
