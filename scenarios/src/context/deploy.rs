@@ -444,3 +444,24 @@ fn set_env(container: &mut Value, vars: &BTreeMap<String, String>) {
         env.push(json!({"name": name, "value": value}));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_knob_field_is_set_at_its_pointer_making_the_objects_on_the_way() {
+        let mut doc = json!({"kind": "PhasedApp", "spec": {"claimName": "data"}});
+        super::set_pointer(&mut doc, "/spec/runAt", json!("12:00:00"));
+        super::set_pointer(&mut doc, "/spec/backup/keep", json!(2));
+        super::set_pointer(&mut doc, "/metadata/annotations/a~1b", json!("s3"));
+        assert_eq!(
+            doc,
+            json!({
+                "kind": "PhasedApp",
+                "metadata": {"annotations": {"a/b": "s3"}},
+                "spec": {"claimName": "data", "runAt": "12:00:00", "backup": {"keep": 2}}
+            })
+        );
+    }
+}
