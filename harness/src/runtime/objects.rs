@@ -283,6 +283,17 @@ impl Typed<'_> {
     }
 }
 
+/// The first field of `doc` that type `T` does not know (its dotted path), for kinds the
+/// harness keeps as [`Object::Other`] but k8s-openapi has a type for (CRDs, RBAC): what a real
+/// API server would reject. An error when `doc` does not deserialise as `T` at all.
+pub fn unknown_field<T: DeserializeOwned + Serialize>(
+    doc: &Value,
+) -> std::result::Result<Option<String>, serde_json::Error> {
+    let typed: T = serde_json::from_value(doc.clone())?;
+    let back = serde_json::to_value(&typed)?;
+    Ok(first_unknown(doc, &back, ""))
+}
+
 /// The path of the first key in `input` (not null) that `typed` lacks.
 fn first_unknown(input: &Value, typed: &Value, path: &str) -> Option<String> {
     match (input, typed) {
