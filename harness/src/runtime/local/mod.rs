@@ -81,6 +81,8 @@
 //!   (`terminationGracePeriodSeconds`, at most the runtime's, default 5 s); regular containers
 //!   first, then native sidecars in reverse order. As on a cluster, a container's PID 1 that
 //!   does not handle SIGTERM ignores it and is killed at the end of the grace period.
+//!   Deleting a namespace kills its pods at once (no grace period): it is the harness's clean-up
+//!   after a verdict, and no check watches those pods stop.
 //!
 //! # Fidelity limits
 //!

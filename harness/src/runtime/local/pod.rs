@@ -103,6 +103,8 @@ pub(super) struct Pod {
     pub sidecars_stop: watch::Sender<bool>,
     /// Keep the pod's files and entry after stopping (a stopped namespace).
     keep: AtomicBool,
+    /// Stop without a grace period (its namespace is being deleted).
+    no_grace: AtomicBool,
     /// Set once every process of the pod is gone and its files are cleaned up.
     pub gone: watch::Sender<bool>,
     /// The host PID of the holder of the pod's shared PID namespace (`shareProcessNamespace`).
@@ -154,6 +156,7 @@ impl Pod {
             terminate: watch::Sender::new(false),
             sidecars_stop: watch::Sender::new(false),
             keep: AtomicBool::new(false),
+            no_grace: AtomicBool::new(false),
             gone: watch::Sender::new(false),
             pause: Mutex::new(None),
         }
@@ -207,6 +210,12 @@ impl Pod {
         if !self.terminate.send_replace(true) {
             self.update(|s| s.deleted_at = Some(now()));
         }
+    }
+
+    /// Asks the pod to stop at once: SIGKILL, no grace period (its namespace is deleted).
+    pub(super) fn request_kill(&self) {
+        self.no_grace.store(true, Ordering::SeqCst);
+        self.request_termination(false);
     }
 
     /// The pod's summary.
@@ -469,8 +478,12 @@ impl Pod {
         Ok(())
     }
 
-    /// The grace period between SIGTERM and SIGKILL: the pod's own, at most the runtime's.
+    /// The grace period between SIGTERM and SIGKILL: the pod's own, at most the runtime's; none
+    /// once [`Self::request_kill`] was called.
     pub(super) fn grace(&self) -> Duration {
+        if self.no_grace.load(Ordering::SeqCst) {
+            return Duration::ZERO;
+        }
         match self.spec.termination_grace_period_seconds {
             Some(secs) => Duration::from_secs(secs.max(0) as u64).min(self.node.grace),
             None => self.node.grace,
