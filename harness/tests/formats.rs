@@ -596,3 +596,45 @@ async fn a_litestream_replica_of_a_corrupt_database_restores_but_fails_its_integ
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_store_listed_again_sends_only_what_it_gained_since() -> Result<()> {
+    let (server, store) = git_location().await?;
+    let StoreLocation::Git(git) = &store else {
+        bail!("git_location gives a git store");
+    };
+    Phasepod
+        .seed(&store, &awkward_dataset(), Some(times()[0]))
+        .await?;
+    let sent_for = |before: u64| server.bytes_sent() - before;
+
+    // A location nothing was fetched for yet: the whole branch, the 9 MiB file included.
+    let fresh: StoreLocation = GitLocation::new(git.url.clone())
+        .with_credentials(server.username(), server.password())
+        .into();
+    let before = server.bytes_sent();
+    let listed = Phasepod.list(&fresh).await?;
+    let whole = sent_for(before);
+
+    // The location that seeded it already holds those objects: only refs change hands.
+    let before = server.bytes_sent();
+    assert_eq!(Phasepod.list(&store).await?, listed);
+    let again = sent_for(before);
+    assert!(
+        whole > 9 * 1024 * 1024 && again < whole / 50,
+        "a first listing sent {whole} bytes, a second {again}"
+    );
+
+    // A new backup: the next listing gets its objects and no more.
+    Phasepod
+        .seed(&fresh, &datasets()[1], Some(times()[1]))
+        .await?;
+    let before = server.bytes_sent();
+    assert_eq!(Phasepod.list(&store).await?.len(), 2);
+    let gained = sent_for(before);
+    assert!(
+        gained < whole / 50,
+        "the listing after a small backup sent {gained} bytes"
+    );
+    Ok(())
+}

@@ -314,6 +314,7 @@ async fn git_damage(git: &GitLocation, id: &str) -> Result<String> {
             path: repository.clone(),
             source: std::io::Error::other(e),
         })??;
+    git.forget_fetched();
     Ok(format!(
         "replaced the object of {path} ({blob}) in backup {id} on the server's disk with other content; git clone and fetch now refuse the branch"
     ))

@@ -147,6 +147,9 @@ pub struct GitLocation {
     /// server). Only damage that git itself must notice needs it: over the git protocol every
     /// change is a new, legitimate commit (see [`crate::formats`]).
     pub local_repository: Option<PathBuf>,
+    /// The scratch repositories earlier operations left, shared by every clone of this location
+    /// (see [`git::session`]); removed with the last clone.
+    scratch: git::Scratches,
 }
 
 impl GitLocation {
@@ -158,6 +161,7 @@ impl GitLocation {
             username: None,
             password: None,
             local_repository: None,
+            scratch: git::Scratches::default(),
         }
     }
 
@@ -182,6 +186,13 @@ impl GitLocation {
     pub fn with_local_repository(mut self, dir: impl Into<PathBuf>) -> Self {
         self.local_repository = Some(dir.into());
         self
+    }
+
+    /// Forgets the objects earlier operations fetched, so the next one fetches everything
+    /// again: for after the remote's objects were changed on its disk, which a copy kept here
+    /// would hide.
+    pub fn forget_fetched(&self) {
+        self.scratch.clear();
     }
 }
 
