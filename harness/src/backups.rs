@@ -462,6 +462,29 @@ impl BackupStore {
         Ok(())
     }
 
+    /// Makes the store unreachable when the wall clock reaches `at` and returns once it is,
+    /// with the moment it went down. An embedded store is switched off by a thread of its own,
+    /// so a busy async runtime cannot make the outage late; a container is paused after an
+    /// async wait (its pause takes a Docker round trip anyway).
+    pub async fn down_at(&self, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let backend = self.backend();
+        let service_error = |source| Error::Service { backend, source };
+        let went_down = match &self.service {
+            Service::S3(s) => s.down_at(at.into()).map_err(service_error)?.await,
+            Service::Git(g) => g.down_at(at.into()).map_err(service_error)?.await,
+            Service::Container(..) => {
+                if let Ok(wait) = (at - Utc::now()).to_std() {
+                    // NB: the condition is the clock itself: the outage begins at `at`.
+                    tokio::time::sleep(wait).await;
+                }
+                self.down().await?;
+                return Ok(Utc::now());
+            }
+            Service::External(backend) => return Err(Error::NoOutageSwitch(*backend)),
+        };
+        Ok(went_down.into())
+    }
+
     /// Limits what the store sends to `bytes_per_sec` and pauses before each request
     /// ([`crate::services::throttle`]); `None`: full speed again. Embedded stores only.
     pub fn slow_down(&self, slowness: Option<Slowness>) -> Result<()> {

@@ -251,6 +251,31 @@ async fn object_store_rejects_requests_signed_with_wrong_credentials() -> Result
     Ok(())
 }
 
+/// MNT-3's outage must begin before a scheduled time however busy the harness is: `down_at`
+/// is timed by a thread of its own, so it strikes on time while the async runtime's only
+/// thread is blocked (as a starved runtime would be).
+#[tokio::test]
+async fn an_outage_set_for_a_time_begins_then_while_the_runtime_is_blocked() -> Result<()> {
+    let store = EmbeddedObjectStore::start().await?;
+    let at = std::time::SystemTime::now() + Duration::from_millis(300);
+    let went_down = store.down_at(at)?;
+    // NB: blocks the runtime's one thread past `at`: nothing async can run meanwhile.
+    std::thread::sleep(Duration::from_millis(1500));
+    let refused = std::net::TcpStream::connect_timeout(&store.local_addr(), PROMPT).is_err();
+    let went_down = went_down.await;
+    assert!(
+        refused,
+        "a connection was accepted 1.2 s after the outage was due"
+    );
+    let late = went_down.duration_since(at).unwrap_or_default();
+    assert!(
+        went_down >= at && late < Duration::from_millis(700),
+        "the outage began {late:?} after it was due"
+    );
+    assert!(!store.is_up());
+    Ok(())
+}
+
 #[tokio::test]
 async fn object_store_outage_fails_requests_fast_and_up_restores_earlier_objects() -> Result<()> {
     let store = EmbeddedObjectStore::start().await?;

@@ -101,6 +101,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The thread that times an outage could not be started.
+    #[error("cannot start the thread that takes {addr} down on time: {source}")]
+    OutageThread {
+        /// The service's address.
+        addr: SocketAddr,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// A service was started outside a tokio runtime.
     #[error("embedded services must be started inside a tokio runtime: {source}")]
     NoRuntime {

@@ -13,12 +13,13 @@
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use super::throttle::{Throttle, ThrottledStream};
@@ -151,8 +152,37 @@ impl SwitchedListener {
 
     /// Stops listening and resets every open connection (no-op when down).
     pub(crate) fn down(&self) {
+        self.shared.down(self.addr);
+    }
+
+    /// Takes the service down when the wall clock reaches `at` (at once if it has), on a thread
+    /// of its own: an outage that must begin before a scheduled time is not made late by a busy
+    /// async runtime. The receiver gets the moment the service went down; dropping it does not
+    /// cancel the outage.
+    pub(crate) fn down_at(&self, at: SystemTime) -> Result<oneshot::Receiver<SystemTime>> {
+        let (sent, received) = oneshot::channel();
+        let shared = Arc::clone(&self.shared);
+        let addr = self.addr;
+        std::thread::Builder::new()
+            .name("outage-switch".into())
+            .spawn(move || {
+                if let Ok(wait) = at.duration_since(SystemTime::now()) {
+                    // NB: the condition is the clock itself: the outage begins at `at`.
+                    std::thread::sleep(wait);
+                }
+                shared.down(addr);
+                let _ = sent.send(SystemTime::now());
+            })
+            .map_err(|source| Error::OutageThread { addr, source })?;
+        Ok(received)
+    }
+}
+
+impl Shared {
+    /// See [`SwitchedListener::down`].
+    fn down(&self, addr: SocketAddr) {
         let (live, conns) = {
-            let mut state = self.shared.lock();
+            let mut state = self.lock();
             let Some(live) = state.live.take() else {
                 return;
             };
@@ -170,7 +200,7 @@ impl SwitchedListener {
             let _ = conn.socket.shutdown(Shutdown::Both);
             conn.task.abort();
         }
-        tracing::debug!(addr = %self.addr, "service down");
+        tracing::debug!(%addr, "service down");
     }
 }
 

@@ -255,6 +255,21 @@ impl EmbeddedObjectStore {
         self.listener.down();
     }
 
+    /// Like [`down`](Self::down), when the wall clock reaches `at`, timed by a thread of its own
+    /// (a busy async runtime cannot make the outage late). Resolves to the moment it went down.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutageThread`] if the timing thread cannot be started.
+    pub fn down_at(
+        &self,
+        at: std::time::SystemTime,
+    ) -> Result<impl std::future::Future<Output = std::time::SystemTime> + use<>> {
+        let went_down = self.listener.down_at(at)?;
+        // NB: the thread sends before it ends; a closed channel means it panicked mid-outage.
+        Ok(async move { went_down.await.unwrap_or_else(|_| std::time::SystemTime::now()) })
+    }
+
     /// Ends an outage: listens on the same address again before returning. Idempotent.
     ///
     /// # Errors

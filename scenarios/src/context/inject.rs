@@ -22,6 +22,21 @@ impl<'a, R: Runtime> Scenario<'a, R> {
         Ok(())
     }
 
+    /// Takes the store down when the wall clock reaches `at` ([`Fault::StoreDown`] on time: the
+    /// store's own timer, not this case's task, which a busy machine can make late), records the
+    /// fault and returns the moment the store went down.
+    pub async fn store_down_at(&mut self, at: DateTime<Utc>) -> Check<DateTime<Utc>> {
+        let fault = Fault::StoreDown;
+        let went_down = self
+            .store
+            .down_at(at)
+            .await
+            .with_context(|| format!("fault `{fault}` at {at}"))?;
+        self.recorder
+            .event(went_down, EventKind::Fault, fault.to_string());
+        Ok(went_down)
+    }
+
     /// Realises `fault`; returns the moment its last step began (the strike itself, after any
     /// preparation or wait).
     pub(super) async fn strike(&mut self, fault: Fault) -> Check<DateTime<Utc>> {
