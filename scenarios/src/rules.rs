@@ -69,6 +69,20 @@ pub fn run_containers_never_restarted(timeline: &Timeline, roles: &Roles) -> Che
     Ok(())
 }
 
+/// A restore container still running when the pod's wait for readiness ended, and since when:
+/// the restore took longer than the pod's patience (a slow store, a large backup), which is not
+/// the same finding as a pod that started and never became ready.
+pub fn restore_still_running<'t>(
+    timeline: &'t Timeline,
+    roles: &'t Roles,
+) -> Option<(&'t str, DateTime<Utc>)> {
+    roles.restore.iter().find_map(|name| {
+        let last = timeline.runs(name).last()?;
+        last.is_running()
+            .then_some((name.as_str(), last.started_at))
+    })
+}
+
 /// How often `container` has failed: the runs shown that exited non-zero, plus every run before
 /// the first one shown (a cluster keeps only the last two; a restore that succeeded would have
 /// ended the init phase, so those failed too).
@@ -217,6 +231,19 @@ mod tests {
             vec![run(0, 3, Some((4, 137))), run(1, 5, None)],
         );
         assert!(message(run_containers_never_restarted(&twice, &roles())).contains("restarted"));
+    }
+
+    #[test]
+    fn a_restore_still_running_is_named_with_its_start() {
+        let running = timeline(vec![run(0, 1, Some((2, 1))), run(1, 3, None)], vec![]);
+        assert_eq!(
+            restore_still_running(&running, &roles()),
+            Some(("restore", at(3)))
+        );
+        let done = timeline(vec![run(0, 1, Some((2, 0)))], vec![run(0, 3, None)]);
+        assert_eq!(restore_still_running(&done, &roles()), None);
+        let never = timeline(vec![], vec![]);
+        assert_eq!(restore_still_running(&never, &roles()), None);
     }
 
     #[test]

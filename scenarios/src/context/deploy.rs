@@ -146,10 +146,33 @@ impl<'a, R: Runtime> Scenario<'a, R> {
                 self.remember_spec(&pod).await;
                 Ok(pod)
             }
-            Err(e) => Err(Failure::violation(format!(
-                "the pod did not become ready: {e}"
-            ))),
+            Err(e) => Err(self.not_ready(e).await),
         }
+    }
+
+    /// What a readiness wait that ended with `e` found: a restore slower than the pod's
+    /// patience is said as such, with the knob that gives it more time.
+    async fn not_ready(&self, e: harness::runtime::Error) -> Failure {
+        let patience = self.env.timeouts.ready;
+        // NB: a second is plenty for a pod that exists; none is the other finding.
+        let pod = self.ns.wait_for_pod(
+            self.workload_name(),
+            rules::any_pod(),
+            std::time::Duration::from_secs(1),
+        );
+        if let Ok(pod) = pod.await
+            && let Ok(timeline) = self.timeline(&pod.name).await
+            && let Some((restore, since)) =
+                rules::restore_still_running(&timeline, &self.subject().profile.containers)
+        {
+            return Failure::violation(format!(
+                "the pod did not become ready within {patience:?}: its restore container \
+                 `{restore}` was still running (started {since}). A restore this slow needs more \
+                 patience: --timeout sets the case's limit, and a pod may take three quarters of it\n{}",
+                timeline.render()
+            ));
+        }
+        Failure::violation(format!("the pod did not become ready: {e}"))
     }
 
     /// Resolves once one of the pod's (a pod other than `old`'s, when given) restore or run
