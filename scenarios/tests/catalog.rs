@@ -24,7 +24,7 @@ fn assert_every_case_passed(report: &harness::report::RunReport) {
 #[rstest]
 #[case::s3("s3")]
 #[case::git("git")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_reference_workload_passes_every_scenario(#[case] backend: &str) {
     let options = RunOptions {
         backends: vec![backend.parse().unwrap()],
@@ -44,7 +44,7 @@ async fn the_reference_workload_passes_every_scenario(#[case] backend: &str) {
 
 /// The catalog through an admission webhook: the reference injector (`phasepod inject`),
 /// installed first, turns a plain annotated Deployment into the phased pod that is judged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_pods_the_reference_injector_makes_pass_every_scenario() {
     let subject = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/subjects/phasepod-webhook.yaml");

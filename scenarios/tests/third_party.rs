@@ -115,7 +115,7 @@ fn required() -> bool {
     std::env::var("PHASECHECK_REQUIRE_TOOLS").as_deref() == Ok("1")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_webdav_git_demo_and_the_restic_sidecar_meet_and_fail_what_the_readme_says() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let options = RunOptions {
