@@ -298,31 +298,11 @@ fn print_plan(options: &RunOptions, cases: &[Case]) {
     }
 }
 
-/// Async worker threads per core for a run: the embedded stores, every case's steps and their
-/// timers share the runtime, and a step that computes (hashing, packing, comparing a dataset)
-/// holds its worker until it yields; with one worker per core the rest of the run's tasks,
-/// timers included, waited behind it (MNT-3's outage began over a second late on a busy
-/// machine). More workers than cores let the kernel share the cores among them instead: a
-/// 50 ms timer over a full catalog run on 2 cores, a release build alongside (load 11–19),
-/// was late by 2–3 ms (median) and 38–39 ms (90th percentile) with 8 workers, against 5–8 ms
-/// and 79–130 ms with 2.
-const WORKERS_PER_CORE: usize = 4;
-
-/// The tokio runtime a run executes on (see [`WORKERS_PER_CORE`]).
-fn run_runtime() -> tokio::runtime::Runtime {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores * WORKERS_PER_CORE)
-        .enable_all()
-        .build()
-        .expect("tokio runtime starts")
-}
-
 /// The `phasecheck run` command: check every input, run (or, with `dry_run`, print the plan),
 /// report; returns the process exit code (0 passed, 1 failed, 2 bad input, 128 + N stopped by
 /// signal N). Runs its own tokio runtime.
 pub fn run_cli(options: RunOptions, dry_run: bool) -> ExitCode {
-    let tokio = run_runtime();
+    let tokio = tokio::runtime::Runtime::new().expect("tokio runtime starts");
     let (code, run_dir) = tokio.block_on(run_cli_on(options, dry_run));
     // NB: tasks still under way (a run given up on a second signal) stop with the runtime, so
     // none writes into the run's directory once it is removed.
