@@ -157,9 +157,12 @@ impl SwitchedListener {
 
     /// Takes the service down when the wall clock reaches `at` (at once if it has), on a thread
     /// of its own: an outage that must begin before a scheduled time is not made late by a busy
-    /// async runtime. The receiver gets the moment the service went down; dropping it does not
-    /// cancel the outage.
-    pub(crate) fn down_at(&self, at: SystemTime) -> Result<oneshot::Receiver<SystemTime>> {
+    /// async runtime. The future resolves to the moment the service went down; dropping it
+    /// does not cancel the outage.
+    pub(crate) fn down_at(
+        &self,
+        at: SystemTime,
+    ) -> Result<impl std::future::Future<Output = SystemTime> + use<>> {
         let (sent, received) = oneshot::channel();
         let shared = Arc::clone(&self.shared);
         let addr = self.addr;
@@ -174,7 +177,8 @@ impl SwitchedListener {
                 let _ = sent.send(SystemTime::now());
             })
             .map_err(|source| Error::OutageThread { addr, source })?;
-        Ok(received)
+        // NB: the thread sends once the service is down; it cannot end without sending.
+        Ok(async move { received.await.unwrap_or_else(|_| SystemTime::now()) })
     }
 }
 
